@@ -1,0 +1,298 @@
+"""The P3 envelope (p3-protocol.md section 2): one message's bytes <-> :class:`Message`.
+
+Sans-IO. ``decode_message`` parses the UTF-8 JSON with ``parse_float=Decimal``
+(amounts never touch a binary float), checks the envelope and turns the data
+object, found under the lowerCamelCase of ``type``, into the model registered
+for that type. Types we do not know become :class:`RawMessage` with everything
+kept. ``encode_message`` is the inverse and writes ``Decimal`` as the exact JSON
+number it holds (``10.00`` stays ``10.00``).
+
+Errors say which rule the peer broke; :class:`ProtocolViolationError.raw` keeps
+the parsed object when the JSON itself was fine, so a caller can still route
+the failure to the right tag.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from json.encoder import encode_basestring
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+import attrs
+
+from . import models as m
+from ._converter import converter, to_camel
+from .errors import ProtocolViolationError
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "SENSITIVE_WIRE_KEYS",
+    "data_key",
+    "decode_message",
+    "dumps",
+    "encode_message",
+    "message_to_wire",
+    "redact",
+    "redacted_text",
+]
+
+#: Every P3 message type this version knows, with the model of its data object.
+MESSAGE_TYPES: Dict[str, type] = {
+    "LOGIN_MERCHANT_REQUEST": m.LoginMerchantRequest,
+    "LOGIN_MERCHANT_RESPONSE": m.LoginMerchantResponse,
+    "EXECUTE_TRANSACTION_REQUEST": m.ExecuteTransactionRequest,
+    "EXECUTE_TRANSACTION_UPDATE": m.ExecuteTransactionUpdate,
+    "EXECUTE_TRANSACTION_ACTION": m.ExecuteTransactionAction,
+    "EXECUTE_TRANSACTION_RESPONSE": m.ExecuteTransactionResponse,
+    "SUBMIT_SIGNATURE_REQUEST": m.SubmitSignatureRequest,
+    "SUBMIT_SIGNATURE_RESPONSE": m.SubmitSignatureResponse,
+    "SUBMIT_APPLICATION_SELECTION_REQUEST": m.SubmitApplicationSelectionRequest,
+    "SUBMIT_APPLICATION_SELECTION_RESPONSE": m.SubmitApplicationSelectionResponse,
+    "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST": m.SubmitCreditDebitSelectionRequest,
+    "SUBMIT_CREDIT_DEBIT_SELECTION_RESPONSE": m.SubmitCreditDebitSelectionResponse,
+    "SUBMIT_DCC_SELECTION_REQUEST": m.SubmitDccSelectionRequest,
+    "SUBMIT_DCC_SELECTION_RESPONSE": m.SubmitDccSelectionResponse,
+    "ABORT_TRANSACTION_REQUEST": m.AbortTransactionRequest,
+    "ABORT_TRANSACTION_RESPONSE": m.AbortTransactionResponse,
+    "AMEND_TRANSACTION_REQUEST": m.AmendTransactionRequest,
+    "AMEND_TRANSACTION_UPDATE": m.AmendTransactionUpdate,
+    "AMEND_TRANSACTION_RESPONSE": m.AmendTransactionResponse,
+    "GET_TRANSACTION_REQUEST": m.GetTransactionRequest,
+    "GET_TRANSACTION_RESPONSE": m.GetTransactionResponse,
+}
+
+# Requests that address no device carry an explicit ``"resource": null`` (3.5, 3.6).
+_NULL_RESOURCE_TYPES = frozenset({"AMEND_TRANSACTION_REQUEST", "GET_TRANSACTION_REQUEST"})
+_STATUS_TYPE: Any = Optional[Union[m.Status, str]]
+_ENVELOPE_KEYS = frozenset({"type", "tag", "resource", "status", "error", "version"})
+# Data models that carry the envelope's tag/resource for callbacks.
+_CONTEXT_MODELS = frozenset(
+    cls
+    for cls in MESSAGE_TYPES.values()
+    if any(field.metadata.get("envelope") for field in attrs.fields(cls))
+)
+
+
+def data_key(message_type: str) -> str:
+    """The data object's key: ``LOGIN_MERCHANT_REQUEST`` -> ``loginMerchantRequest``."""
+    return to_camel(message_type.lower())
+
+
+_DATA_KEYS = {message_type: data_key(message_type) for message_type in MESSAGE_TYPES}
+
+
+# --- JSON with exact decimals ------------------------------------------------
+
+
+def _write_json(value: Any, out: Callable[[str], None]) -> None:
+    if isinstance(value, str):
+        out(encode_basestring(value))
+    elif value is None:
+        out("null")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be written as a JSON number")
+        out(str(value))  # '10.00', '1E+2': both valid JSON numbers, exactly as held
+    elif isinstance(value, int):
+        out(int.__repr__(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} cannot be written as a JSON number")
+        out(float.__repr__(value))
+    elif isinstance(value, Mapping):
+        out("{")
+        first = True
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, got {key!r}")
+            out(encode_basestring(key) + ":" if first else "," + encode_basestring(key) + ":")
+            first = False
+            _write_json(item, out)
+        out("}")
+    elif isinstance(value, (list, tuple)):
+        out("[")
+        for index, item in enumerate(value):
+            if index:
+                out(",")
+            _write_json(item, out)
+        out("]")
+    else:
+        raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; ``Decimal`` is written as its exact number."""
+    parts: list[str] = []
+    _write_json(value, parts.append)
+    return "".join(parts)
+
+
+# --- encode --------------------------------------------------------------------
+
+
+def message_to_wire(message: m.Message) -> Dict[str, Any]:
+    """The JSON object of ``message`` (before serialisation)."""
+    wire: Dict[str, Any] = dict(message.extra_fields)
+    wire["type"] = message.type
+    if message.tag is not None:
+        wire["tag"] = message.tag
+    if message.resource is not None or message.type in _NULL_RESOURCE_TYPES:
+        wire["resource"] = message.resource
+    if message.status is not None:
+        wire["status"] = str(message.status)
+    if message.error is not None:
+        wire["error"] = converter.unstructure(message.error, m.ErrorDetails)
+    if message.version is not None:
+        wire["version"] = message.version
+    if isinstance(message, m.RawMessage):
+        if message.data is not None:
+            wire[data_key(message.type)] = message.data
+    else:
+        model = MESSAGE_TYPES.get(message.type)
+        if model is None:
+            raise ValueError(f"unknown message type {message.type!r}: send it as a RawMessage")
+        data = model() if message.data is None else message.data
+        if not isinstance(data, model):
+            raise TypeError(f"{message.type} carries {model.__name__}, not {type(data).__name__}")
+        wire[_DATA_KEYS[message.type]] = converter.unstructure(data, model)
+    return wire
+
+
+def encode_message(message: m.Message) -> bytes:
+    """UTF-8 JSON bytes of one P3 message (frame it for TCP, send as text on WebSocket)."""
+    return dumps(message_to_wire(message)).encode("utf-8")
+
+
+# --- decode --------------------------------------------------------------------
+
+
+def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
+    if isinstance(payload, str):
+        text = payload
+    else:
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolViolationError(f"message is not valid UTF-8: {exc}") from None
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except ValueError as exc:  # JSONDecodeError, and big-int limits
+        raise ProtocolViolationError(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolViolationError("message JSON is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ProtocolViolationError(
+            f"message must be a JSON object, got a JSON {type(value).__name__}"
+        )
+    return value
+
+
+def _optional_str(raw: Dict[str, Any], key: str) -> Optional[str]:
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolViolationError(f"envelope field {key!r} must be a string, got {value!r}", raw=raw)
+
+
+def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Message:
+    """Parse one P3 message; unknown types become :class:`RawMessage`.
+
+    Raises :class:`ProtocolViolationError` when the payload is not UTF-8, not a
+    JSON object, has no string ``type``, or a field does not fit its model.
+    """
+    raw = _parse(payload)
+    message_type = raw.get("type")
+    if not isinstance(message_type, str) or not message_type:
+        raise ProtocolViolationError("message has no string 'type'", raw=raw)
+    tag = _optional_str(raw, "tag")
+    resource = _optional_str(raw, "resource")
+    version = raw.get("version")
+    model = MESSAGE_TYPES.get(message_type)
+    key = _DATA_KEYS[message_type] if model is not None else data_key(message_type)
+    extras = {k: v for k, v in raw.items() if k not in _ENVELOPE_KEYS and k != key}
+    if resource is None and "resource" in raw and message_type not in _NULL_RESOURCE_TYPES:
+        extras["resource"] = None  # keep an explicit null the encoder would not write
+    try:
+        status: Optional[Union[m.Status, str]] = converter.structure(
+            raw.get("status"), _STATUS_TYPE
+        )
+        error_object = raw.get("error")
+        error = None if error_object is None else converter.structure(error_object, m.ErrorDetails)
+        if version is not None and not isinstance(version, str):
+            extras["version"] = version  # unexpected type: keep it verbatim
+            version = None
+        data_object = raw.get(key)
+        if model is None:
+            return m.RawMessage(
+                message_type,
+                tag,
+                resource,
+                data_object,
+                status,
+                error,
+                version,
+                extra_fields=extras,
+            )
+        if data_object is None:
+            if key in raw:
+                extras[key] = None
+            data = model()
+        else:
+            data = converter.structure(data_object, model)
+        if model in _CONTEXT_MODELS:
+            data = attrs.evolve(data, tag=tag, resource=resource)
+    except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
+        raise ProtocolViolationError(
+            f"{message_type} (tag {tag!r}) does not fit the contract: {exc!r}", raw=raw
+        ) from exc
+    return m.Message(message_type, tag, resource, data, status, error, version, extra_fields=extras)
+
+
+# --- redaction -----------------------------------------------------------------
+
+
+def _collect_sensitive_keys() -> frozenset[str]:
+    keys = set()
+    for model in vars(m).values():
+        if isinstance(model, type) and attrs.has(model):
+            for field in attrs.fields(model):
+                if field.metadata.get("sensitive"):
+                    keys.add(to_camel(field.name))
+    return frozenset(keys)
+
+
+#: Wire keys whose values are secrets, derived from the models' field metadata.
+SENSITIVE_WIRE_KEYS = _collect_sensitive_keys()
+_MASK = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy of a wire value with every sensitive key's value replaced by ``'***'``."""
+    if isinstance(value, dict):
+        return {
+            k: (_MASK if k in SENSITIVE_WIRE_KEYS and v is not None else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def redacted_text(payload: Union[bytes, str, m.Message]) -> str:
+    """One message as safe text for a log or wire trace (secrets masked).
+
+    Bytes that are not a JSON object are not echoed (they could hold anything):
+    only their length is shown.
+    """
+    if isinstance(payload, m.Message):
+        return dumps(redact(message_to_wire(payload)))
+    try:
+        return dumps(redact(_parse(payload)))
+    except ProtocolViolationError:
+        return f"<{len(payload)} bytes that are not a JSON object>"

@@ -1,0 +1,99 @@
+"""Exceptions raised by payprotocol.
+
+Every exception derives from :class:`PayProtocolError`. What each one means for
+the money is the important part:
+
+* :class:`ServerError`: the PayServer answered with ``status: "ERROR"``. The
+  request was refused; nothing was charged by *this* request.
+* :class:`ConnectionLostError` / :class:`RequestTimeoutError`: a plain request
+  (login, lookup, action answer, abort) did not get its answer. Safe to retry.
+* :class:`TransactionOutcomeUnknownError`: a transaction (execute or amend) was
+  sent but its final response can no longer be awaited. The card **may** have
+  been charged. Do not charge again: look the transaction up by its custom
+  identifier (``GET_TRANSACTION_REQUEST``).
+* :class:`ProtocolViolationError`: a peer broke the wire rules (framing, JSON,
+  envelope). The connection is no longer trustworthy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .models import Message
+
+__all__ = [
+    "ConnectionLostError",
+    "PayProtocolError",
+    "ProtocolViolationError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransactionOutcomeUnknownError",
+]
+
+
+class PayProtocolError(Exception):
+    """Base class of every error payprotocol raises."""
+
+
+class ProtocolViolationError(PayProtocolError):
+    """A peer broke the P3 wire rules (framing, UTF-8, JSON or envelope).
+
+    ``raw`` holds the decoded JSON object when the violation was found after
+    JSON parsing (for example a field of the wrong type), so that the message's
+    ``tag`` can still be read; it is ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, *, raw: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class ServerError(PayProtocolError):
+    """The PayServer answered a request with ``status: "ERROR"`` (P3 error object)."""
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        developer_message: Optional[str] = None,
+        response: Optional[Message] = None,
+    ) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+        self.developer_message = developer_message
+        self.response = response
+
+
+class ConnectionLostError(PayProtocolError):
+    """The connection ended (or never came up) before the answer arrived.
+
+    For anything but a transaction this is safe to retry once connected again.
+    """
+
+
+class RequestTimeoutError(PayProtocolError):
+    """A plain request got no response within its timeout. Safe to retry."""
+
+
+class TransactionOutcomeUnknownError(PayProtocolError):
+    """An execute or amend request left the process, but its final response
+    can no longer be awaited (connection lost, timeout, protocol violation).
+
+    The payment may have gone through. Never retry blindly: look it up with
+    ``get_transaction(custom_identifier=...)``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tag: str,
+        resource: Optional[str],
+        custom_identifier: Optional[str],
+    ) -> None:
+        super().__init__(message)
+        self.tag = tag
+        self.resource = resource
+        self.custom_identifier = custom_identifier

@@ -1,0 +1,615 @@
+"""Typed models of every P3 message data object and nested object
+(p3-protocol.md sections 3 and 4).
+
+Strategy: declare each shape once as a small attrs class and let the single
+cattrs converter in :mod:`payprotocol._converter` derive the wire mapping
+(``snake_case`` attribute <-> lowerCamelCase key). Three rules keep us
+forward compatible with a real PayServer (section 6):
+
+* every model has ``extra_fields``: wire keys it does not know (and keys that
+  arrived as an explicit ``null``) are kept there and written back unchanged;
+* enum-typed fields are ``Union[SomeEnum, str]``: a value the enum does not
+  know stays a plain ``str`` instead of failing;
+* optional fields default to ``None`` and are left off the wire when ``None``.
+
+Annotations use ``typing.Optional``/``Union``/``Dict``/``List`` on purpose:
+cattrs resolves them at run time and Python 3.9 cannot evaluate ``X | None``.
+Fields holding secrets carry ``metadata={"sensitive": True}``; their ``repr`` is
+``'***'`` and :func:`payprotocol.codec.redact` masks them in logs and traces.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from decimal import Decimal
+from typing import Any, Dict, List, Optional, Union
+
+import attrs
+
+__all__ = [
+    "AbortTransactionRequest",
+    "AbortTransactionResponse",
+    "ActionType",
+    "AmendParameters",
+    "AmendTransactionRequest",
+    "AmendTransactionResponse",
+    "AmendTransactionUpdate",
+    "AmountStep",
+    "Application",
+    "ApplicationSelection",
+    "CardDetails",
+    "Comlink",
+    "CreditDebit",
+    "DccSelection",
+    "Device",
+    "DeviceType",
+    "ErrorDetails",
+    "ErrorType",
+    "ExecuteTransactionAction",
+    "ExecuteTransactionRequest",
+    "ExecuteTransactionResponse",
+    "ExecuteTransactionUpdate",
+    "GetTransactionRequest",
+    "GetTransactionResponse",
+    "LoginMerchantRequest",
+    "LoginMerchantResponse",
+    "Message",
+    "Mode",
+    "PaymentDetails",
+    "ProcessParameters",
+    "ProcessState",
+    "ProcessSteps",
+    "ProviderMode",
+    "RawMessage",
+    "Receipt",
+    "ReceiptLine",
+    "Status",
+    "StatusDetails",
+    "SubmitApplicationSelectionRequest",
+    "SubmitApplicationSelectionResponse",
+    "SubmitCreditDebitSelectionRequest",
+    "SubmitCreditDebitSelectionResponse",
+    "SubmitDccSelectionRequest",
+    "SubmitDccSelectionResponse",
+    "SubmitSignatureRequest",
+    "SubmitSignatureResponse",
+    "Transaction",
+    "TransactionParameters",
+    "TransactionStatus",
+    "TransactionType",
+]
+
+
+def _mask(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+def _sensitive() -> Any:
+    """An optional field whose value is a secret: masked in repr, logs, traces."""
+    return attrs.field(default=None, repr=_mask, metadata={"sensitive": True})
+
+
+def _extra() -> Any:
+    return attrs.field(factory=dict, kw_only=True, repr=lambda v: repr(v) if v else "{}")
+
+
+def _context() -> Any:
+    """Filled by the codec from the envelope; never written into the data object."""
+    return attrs.field(default=None, kw_only=True, metadata={"envelope": True})
+
+
+# --- enums: str-based so that a plain string compares equal ----------------
+
+
+class _WireEnum(str, enum.Enum):
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ProviderMode(_WireEnum):
+    MOCK = "MOCK"
+    JUNGLE = "JUNGLE"
+    TEST = "TEST"
+    TEST_FIXED = "TEST_FIXED"
+    LIVE = "LIVE"
+    LIVE_FIXED = "LIVE_FIXED"
+
+
+class DeviceType(_WireEnum):
+    MOCK = "MOCK"
+    MIURA = "MIURA"
+    VERIFONE = "VERIFONE"
+
+
+class Comlink(_WireEnum):
+    MOCK = "MOCK"
+    WIFI = "WIFI"
+    USB = "USB"
+    BLUETOOTH = "BLUETOOTH"
+
+
+class Mode(_WireEnum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+
+
+class TransactionType(_WireEnum):
+    CHARGE = "CHARGE"
+    REFUND = "REFUND"
+    CAPTURE = "CAPTURE"
+    TIP_ADJUST = "TIP_ADJUST"
+
+
+class TransactionStatus(_WireEnum):
+    APPROVED = "APPROVED"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    ABORTED = "ABORTED"
+    ERROR = "ERROR"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    PENDING = "PENDING"
+    INITIALIZED = "INITIALIZED"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (TransactionStatus.PENDING, TransactionStatus.INITIALIZED)
+
+
+class ProcessState(_WireEnum):
+    CREATED = "CREATED"
+    CONNECTING_TO_ACCESSORY = "CONNECTING_TO_ACCESSORY"
+    PREPARING = "PREPARING"
+    INITIALIZING_TRANSACTION = "INITIALIZING_TRANSACTION"
+    WAITING_FOR_CARD_PRESENTATION = "WAITING_FOR_CARD_PRESENTATION"
+    WAITING_FOR_CARD_REMOVAL = "WAITING_FOR_CARD_REMOVAL"
+    WAITING_FOR_PIN = "WAITING_FOR_PIN"
+    PROCESSING = "PROCESSING"
+    ACTION_REQUIRED = "ACTION_REQUIRED"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    ABORTED = "ABORTED"
+    FAILED = "FAILED"
+
+
+class ActionType(_WireEnum):
+    SIGNATURE = "SIGNATURE"
+    APPLICATION_SELECTION = "APPLICATION_SELECTION"
+    CREDIT_DEBIT_SELECTION = "CREDIT_DEBIT_SELECTION"
+    DCC_SELECTION = "DCC_SELECTION"
+
+
+class CreditDebit(_WireEnum):
+    CREDIT = "CREDIT"
+    DEBIT = "DEBIT"
+
+
+class Status(_WireEnum):
+    OK = "OK"
+    ERROR = "ERROR"
+
+
+class ErrorType(_WireEnum):
+    INVALID_REQUEST = "INVALID_REQUEST"
+    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
+    NOT_LOGGED_IN = "NOT_LOGGED_IN"
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+    UNKNOWN_RESOURCE = "UNKNOWN_RESOURCE"
+    DEVICE_BUSY = "DEVICE_BUSY"
+    DEVICE_NOT_CONNECTED = "DEVICE_NOT_CONNECTED"
+    TRANSACTION_NOT_FOUND = "TRANSACTION_NOT_FOUND"
+    TRANSACTION_NOT_ABORTABLE = "TRANSACTION_NOT_ABORTABLE"
+    NO_PENDING_ACTION = "NO_PENDING_ACTION"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+# --- login (3.1) -----------------------------------------------------------
+
+
+@attrs.frozen
+class LoginMerchantRequest:
+    """Data of ``LOGIN_MERCHANT_REQUEST``."""
+
+    provider_mode: Union[ProviderMode, str]
+    merchant_identifier: str
+    merchant_secret: str = attrs.field(repr=_mask, metadata={"sensitive": True})
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Device:
+    """A card reader from ``LOGIN_MERCHANT_RESPONSE``; ``resource`` addresses it."""
+
+    resource: str
+    name: Optional[str] = None
+    identifier: Optional[str] = None
+    type: Optional[Union[DeviceType, str]] = None
+    comlink: Optional[Union[Comlink, str]] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class LoginMerchantResponse:
+    """Data of ``LOGIN_MERCHANT_RESPONSE``: the merchant's readers."""
+
+    devices: List[Device] = attrs.field(factory=list)
+    information: Optional[Dict[str, Any]] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+# --- transactions (4) ------------------------------------------------------
+
+
+@attrs.frozen
+class StatusDetails:
+    code: Optional[str] = None
+    description: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class CardDetails:
+    scheme: Optional[str] = None
+    masked_card_number: Optional[str] = None
+    cardholder_name: Optional[str] = None
+    expiry_month: Optional[int] = None
+    expiry_year: Optional[int] = None
+    country_code_numeric: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class PaymentDetails:
+    source: Optional[str] = None
+    cvm: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ReceiptLine:
+    key: str
+    label: Optional[str] = None
+    value: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Receipt:
+    """A merchant or customer receipt; see :mod:`payprotocol.receipts` to print it."""
+
+    data: Dict[str, ReceiptLine] = attrs.field(factory=dict)
+    merchant_details: List[ReceiptLine] = attrs.field(factory=list)
+    payment_details: List[ReceiptLine] = attrs.field(factory=list)
+    clearing_details: List[ReceiptLine] = attrs.field(factory=list)
+    tip_line_required: bool = False
+    signature_line_required: bool = False
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Transaction:
+    """The transaction object (section 4). ``status`` is the outcome of a payment:
+    a declined or aborted payment is a normal ``Transaction``, not an error."""
+
+    transaction_identifier: Optional[str] = None
+    type: Optional[Union[TransactionType, str]] = None
+    status: Optional[Union[TransactionStatus, str]] = None
+    status_details: Optional[StatusDetails] = None
+    amount: Optional[Decimal] = None
+    currency: Optional[str] = None
+    included_tip_amount: Optional[Decimal] = None
+    subject: Optional[str] = None
+    custom_identifier: Optional[str] = None
+    mode: Optional[Union[Mode, str]] = None
+    captured: Optional[bool] = None
+    created: Optional[datetime.datetime] = None
+    referenced_transaction_identifier: Optional[str] = None
+    metadata: Optional[Dict[str, Any]] = None
+    card_details: Optional[CardDetails] = None
+    payment_details: Optional[PaymentDetails] = None
+    merchant_receipt: Optional[Receipt] = None
+    customer_receipt: Optional[Receipt] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+# --- execute transaction (3.2) ---------------------------------------------
+
+
+@attrs.frozen
+class TransactionParameters:
+    """``transactionParameters`` of ``EXECUTE_TRANSACTION_REQUEST``."""
+
+    type: Union[TransactionType, str]
+    amount: Decimal
+    currency: str
+    auto_capture: bool
+    subject: Optional[str] = None
+    custom_identifier: Optional[str] = None
+    statement_descriptor: Optional[str] = None
+    application_fee: Optional[Decimal] = None
+    included_tip_amount: Optional[Decimal] = None
+    metadata: Optional[Dict[str, Any]] = None
+    tip_adjustable: Optional[bool] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class AmountStep:
+    """``askForTip`` or ``askForTotalAmount``: the shopper enters a tip or a total."""
+
+    suggested_amount: Optional[Decimal] = None
+    max_tip_amount: Optional[Decimal] = None
+    show_add_tip_confirmation_screen: Optional[bool] = None
+    show_total_amount_confirmation_screen: Optional[bool] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ProcessSteps:
+    """Holds either ``ask_for_tip`` or ``ask_for_total_amount``, not both."""
+
+    ask_for_tip: Optional[AmountStep] = None
+    ask_for_total_amount: Optional[AmountStep] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+    def __attrs_post_init__(self) -> None:
+        if self.ask_for_tip is not None and self.ask_for_total_amount is not None:
+            raise ValueError("process steps hold askForTip or askForTotalAmount, not both")
+
+
+@attrs.frozen
+class ProcessParameters:
+    steps: Optional[ProcessSteps] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ExecuteTransactionRequest:
+    """Data of ``EXECUTE_TRANSACTION_REQUEST``."""
+
+    transaction_parameters: TransactionParameters
+    mode: Optional[Union[Mode, str]] = None
+    session_identifier: Optional[str] = None
+    process_parameters: Optional[ProcessParameters] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ExecuteTransactionUpdate:
+    """Data of ``EXECUTE_TRANSACTION_UPDATE``; ``information`` is the reader's two
+    lines to show as they are. ``tag``/``resource`` come from the envelope."""
+
+    information: List[str] = attrs.field(factory=list)
+    state: Optional[Union[ProcessState, str]] = None
+    state_details: Optional[str] = None
+    abortable: Optional[bool] = None
+    transaction: Optional[Transaction] = None
+    extra_fields: Dict[str, Any] = _extra()
+    tag: Optional[str] = _context()
+    resource: Optional[str] = _context()
+
+
+@attrs.frozen
+class Application:
+    identifier: str
+    name: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ApplicationSelection:
+    applications: List[Application] = attrs.field(factory=list)
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class DccSelection:
+    original_amount: Optional[Decimal] = None
+    original_currency: Optional[str] = None
+    converted_amount: Optional[Decimal] = None
+    converted_currency: Optional[str] = None
+    exchange_rate: Optional[Decimal] = None
+    markup: Optional[Decimal] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class ExecuteTransactionAction:
+    """Data of ``EXECUTE_TRANSACTION_ACTION``: the transaction stops until the
+    matching ``SUBMIT_*_REQUEST`` answers it (or it is aborted)."""
+
+    action: Union[ActionType, str]
+    application_selection: Optional[ApplicationSelection] = None
+    dcc_selection: Optional[DccSelection] = None
+    extra_fields: Dict[str, Any] = _extra()
+    tag: Optional[str] = _context()
+    resource: Optional[str] = _context()
+
+
+@attrs.frozen
+class ExecuteTransactionResponse:
+    """Data of ``EXECUTE_TRANSACTION_RESPONSE``."""
+
+    transaction: Optional[Transaction] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+# --- action answers (3.3) --------------------------------------------------
+
+
+@attrs.frozen
+class SubmitSignatureRequest:
+    """Data of ``SUBMIT_SIGNATURE_REQUEST``: a base64 PNG or sign-on-receipt."""
+
+    signature: Optional[str] = _sensitive()
+    sign_on_receipt: Optional[bool] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class SubmitApplicationSelectionRequest:
+    """Data of ``SUBMIT_APPLICATION_SELECTION_REQUEST``."""
+
+    application_identifier: str
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class SubmitCreditDebitSelectionRequest:
+    """Data of ``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``."""
+
+    selection: Union[CreditDebit, str]
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class SubmitDccSelectionRequest:
+    """Data of ``SUBMIT_DCC_SELECTION_REQUEST``."""
+
+    use_converted_amount: bool
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class _Empty:
+    """A data object that is ``{}`` by contract (unknown fields still kept)."""
+
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class SubmitSignatureResponse(_Empty):
+    """Data of ``SUBMIT_SIGNATURE_RESPONSE``."""
+
+
+@attrs.frozen
+class SubmitApplicationSelectionResponse(_Empty):
+    """Data of ``SUBMIT_APPLICATION_SELECTION_RESPONSE``."""
+
+
+@attrs.frozen
+class SubmitCreditDebitSelectionResponse(_Empty):
+    """Data of ``SUBMIT_CREDIT_DEBIT_SELECTION_RESPONSE``."""
+
+
+@attrs.frozen
+class SubmitDccSelectionResponse(_Empty):
+    """Data of ``SUBMIT_DCC_SELECTION_RESPONSE``."""
+
+
+@attrs.frozen
+class AbortTransactionRequest(_Empty):
+    """Data of ``ABORT_TRANSACTION_REQUEST`` (3.4)."""
+
+
+@attrs.frozen
+class AbortTransactionResponse(_Empty):
+    """Data of ``ABORT_TRANSACTION_RESPONSE``: the abort was accepted."""
+
+
+# --- amend (3.5) and lookup (3.6) ------------------------------------------
+
+
+@attrs.frozen
+class AmendParameters:
+    """``transactionParameters`` of ``AMEND_TRANSACTION_REQUEST`` (REFUND, CAPTURE,
+    TIP_ADJUST). ``amount``/``currency`` only for partial refunds or captures."""
+
+    type: Union[TransactionType, str]
+    referenced_transaction_identifier: str
+    amount: Optional[Decimal] = None
+    currency: Optional[str] = None
+    subject: Optional[str] = None
+    custom_identifier: Optional[str] = None
+    included_tip_amount: Optional[Decimal] = None
+    metadata: Optional[Dict[str, Any]] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class AmendTransactionRequest:
+    """Data of ``AMEND_TRANSACTION_REQUEST``."""
+
+    transaction_parameters: AmendParameters
+    mode: Optional[Union[Mode, str]] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class AmendTransactionUpdate:
+    """Data of ``AMEND_TRANSACTION_UPDATE``."""
+
+    information: List[str] = attrs.field(factory=list)
+    state: Optional[Union[ProcessState, str]] = None
+    state_details: Optional[str] = None
+    abortable: Optional[bool] = None
+    extra_fields: Dict[str, Any] = _extra()
+    tag: Optional[str] = _context()
+    resource: Optional[str] = _context()
+
+
+@attrs.frozen
+class AmendTransactionResponse:
+    """Data of ``AMEND_TRANSACTION_RESPONSE``: the new refund/capture/tip-adjust."""
+
+    transaction: Optional[Transaction] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class GetTransactionRequest:
+    """Data of ``GET_TRANSACTION_REQUEST``: give exactly one identifier."""
+
+    transaction_identifier: Optional[str] = None
+    custom_identifier: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class GetTransactionResponse:
+    """Data of ``GET_TRANSACTION_RESPONSE``."""
+
+    transaction: Optional[Transaction] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+# --- envelope (2) ----------------------------------------------------------
+
+
+@attrs.frozen
+class ErrorDetails:
+    """The error object of a response with ``status: "ERROR"``."""
+
+    type: Union[ErrorType, str]
+    message: Optional[str] = None
+    developer_message: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Message:
+    """One P3 message: the envelope plus its typed data object.
+
+    ``data`` is the model registered for ``type`` in :mod:`payprotocol.codec`
+    (for example :class:`ExecuteTransactionUpdate`); ``extra_fields`` keeps
+    envelope keys this version does not know.
+    """
+
+    type: str
+    tag: Optional[str] = None
+    resource: Optional[str] = None
+    data: Any = None
+    status: Optional[Union[Status, str]] = None
+    error: Optional[ErrorDetails] = None
+    version: Optional[str] = None
+    extra_fields: Dict[str, Any] = _extra()
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == Status.ERROR or self.error is not None
+
+
+@attrs.frozen
+class RawMessage(Message):
+    """A message of a type this version does not know. ``data`` is the raw data
+    object (a ``dict``, or ``None`` when absent); nothing is dropped."""
