@@ -1,5 +1,6 @@
 """payprotocol: a synchronous Python SDK for the PayProtocol (P3)."""
 
+from .client import CallbackDeadlockError, PayClient
 from .codec import decode_message, encode_message, redact, redacted_text
 from .errors import (
     ConnectionLostError,
@@ -10,6 +11,7 @@ from .errors import (
     TransactionOutcomeUnknownError,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from .journal import Journal, JournalEntry, JournalError, PendingOutcome
 from .models import *  # noqa: F403 - the models' __all__ is public API
 from .models import __all__ as _model_names
 
@@ -17,8 +19,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "CallbackDeadlockError",
     "ConnectionLostError",
     "FrameDecoder",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "PendingOutcome",
+    "PayClient",
     "PayProtocolError",
     "ProtocolViolationError",
     "RequestTimeoutError",

@@ -1,0 +1,874 @@
+"""``PayClient``: the blocking P3 client with callbacks.
+
+Threads (see architecture.md, rules 1-11):
+
+* **caller threads** call the public methods. Each request gets a slot in the
+  tag table (registered *before* the send, removed in ``finally``) and blocks
+  on the slot's own ``Event``; nothing ever wakes all waiters.
+* **the reader thread** only receives, decodes and routes: a response
+  completes its slot; an update or action re-arms its transaction's sliding
+  timeout and is queued for the dispatcher; a response nobody waits for any
+  more goes to ``on_late_result``. When the connection ends, every slot fails
+  at once.
+* **the dispatcher thread** runs user callbacks in arrival order, so a slow
+  callback never delays reading. Callbacks may answer actions, abort and look
+  up transactions (those only need the reader); starting a transaction from a
+  callback would wait for callbacks that cannot run, so it raises
+  :class:`CallbackDeadlockError` instead.
+
+No lock is held while user code runs; sends are serialized by the transport.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import queue
+import ssl
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
+
+import attrs
+
+from . import codec
+from . import models as m
+from .errors import (
+    ConnectionLostError,
+    PayProtocolError,
+    ProtocolViolationError,
+    RequestTimeoutError,
+    ServerError,
+    TransactionOutcomeUnknownError,
+)
+from .framing import DEFAULT_MAX_FRAME_SIZE
+from .transport import Transport, open_transport
+
+__all__ = ["CallbackDeadlockError", "PayClient"]
+
+logger = logging.getLogger("payprotocol")
+wire_logger = logging.getLogger("payprotocol.wire")
+
+DeviceRef = Union[m.Device, str]
+Amount = Union[Decimal, int, str]
+UpdateCallback = Callable[[Any], None]
+ActionCallback = Callable[[m.ExecuteTransactionAction], None]
+LateResultCallback = Callable[[m.Message], None]
+ErrorHook = Callable[[BaseException, Any], None]
+T = TypeVar("T")
+
+# Requests whose final response decides money: a lost response means "outcome unknown".
+_TRANSACTION_TYPES = frozenset({"EXECUTE_TRANSACTION_REQUEST", "AMEND_TRANSACTION_REQUEST"})
+_JOIN_TIMEOUT = 2.0
+
+
+class CallbackDeadlockError(PayProtocolError, RuntimeError):
+    """A call made from a callback would wait for callbacks that cannot run
+    (for example starting a transaction from ``on_update``)."""
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One request in flight: its own event, its outcome and its callbacks."""
+
+    tag: str
+    request_type: str
+    resource: Optional[str]
+    custom_identifier: Optional[str]
+    on_update: Optional[UpdateCallback]
+    on_action: Optional[ActionCallback]
+    event: threading.Event = attrs.field(factory=threading.Event)
+    response: Optional[m.Message] = None
+    failure: Optional[BaseException] = None
+    sent: bool = False
+    last_activity: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def is_transaction(self) -> bool:
+        return self.request_type in _TRANSACTION_TYPES
+
+    def finish(
+        self, response: Optional[m.Message] = None, failure: Optional[BaseException] = None
+    ) -> bool:
+        """Record the outcome once; False when the slot already had one."""
+        if self.event.is_set():
+            return False
+        self.response, self.failure = response, failure
+        self.event.set()
+        return True
+
+
+def _resource_of(device: DeviceRef) -> str:
+    return device.resource if isinstance(device, m.Device) else device
+
+
+def _exact(amount: Amount, what: str = "amount") -> Decimal:
+    """Money is exact: Decimal, int or a decimal string; a float is refused."""
+    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int, str)):
+        raise TypeError(f"{what} must be a Decimal (or int/str), not {type(amount).__name__}")
+    value = Decimal(amount)
+    if not value.is_finite():
+        raise ValueError(f"{what} must be a finite number, got {amount!r}")
+    return value
+
+
+class PayClient:
+    """A synchronous client of one PayServer connection.
+
+    ``url`` is ``tcp://host:port``, ``tls://host:port``, ``ws://host:port/path`` or
+    ``wss://host:port/path``. ``timeout`` bounds plain requests (and connecting);
+    transactions use a sliding ``transaction_timeout`` re-armed by every update
+    or action, under ``transaction_max_duration``. Use it as a context manager,
+    or call :meth:`connect` and :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        transaction_timeout: float = 120.0,
+        transaction_max_duration: float = 900.0,
+        ping_interval: float = 20.0,
+        pong_timeout: float = 10.0,
+        on_callback_error: Optional[ErrorHook] = None,
+        wire_trace: bool = False,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.transaction_timeout = transaction_timeout
+        self.transaction_max_duration = transaction_max_duration
+        self._ssl_context = ssl_context
+        self._max_frame_size = max_frame_size
+        self._ping_interval = ping_interval
+        self._pong_timeout = pong_timeout
+        self._on_callback_error = on_callback_error
+        self._wire_trace = wire_trace
+        self._lock = threading.Lock()  # guards the tag table, callbacks lists, lifecycle
+        self._slots: Dict[str, _Slot] = {}
+        self._update_callbacks: List[UpdateCallback] = []
+        self._action_callbacks: List[ActionCallback] = []
+        self._late_callbacks: List[LateResultCallback] = []
+        self._transport: Optional[Transport] = None
+        self._reader: Optional[threading.Thread] = None
+        self._dispatcher: Optional[threading.Thread] = None
+        self._jobs: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._closed = False
+        self._connection_error: Optional[BaseException] = None
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> PayClient:
+        if self._transport is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is up and the client is not closed."""
+        return self._transport is not None and self._connection_error is None and not self._closed
+
+    def connect(self) -> None:
+        """Open the connection and start the reader and dispatcher threads."""
+        with self._lock:
+            if self._closed:
+                raise ConnectionLostError("the client is closed")
+            if self._transport is not None:
+                raise RuntimeError("already connected")
+        transport = open_transport(
+            self.url,
+            connect_timeout=self.timeout,
+            ssl_context=self._ssl_context,
+            max_frame_size=self._max_frame_size,
+            ping_interval=self._ping_interval,
+            pong_timeout=self._pong_timeout,
+        )
+        with self._lock:
+            self._transport = transport
+            self._connection_error = None
+            self._dispatcher = threading.Thread(
+                target=self._dispatch_loop, name="payprotocol-dispatcher", daemon=True
+            )
+            self._reader = threading.Thread(
+                target=self._read_loop, args=(transport,), name="payprotocol-reader", daemon=True
+            )
+        self._dispatcher.start()
+        self._reader.start()
+        logger.info("connected to %s", transport.description)
+
+    def close(self) -> None:
+        """Close the connection; every waiting call raises at once. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            transport, reader, dispatcher = self._transport, self._reader, self._dispatcher
+        if transport is not None:
+            transport.close()  # wakes the reader's blocked receive
+        current = threading.current_thread()
+        if reader is not None and reader is not current:
+            reader.join(_JOIN_TIMEOUT)
+        self._fail_all(ConnectionLostError("the client was closed"))
+        self._jobs.put(None)  # the dispatcher runs what is queued, then stops
+        if dispatcher is not None and dispatcher is not current:
+            dispatcher.join(_JOIN_TIMEOUT)
+            if dispatcher.is_alive():
+                logger.warning("a callback is still running %.0f s after close()", _JOIN_TIMEOUT)
+        logger.info("closed the connection to %s", self.url)
+
+    # --- callbacks ---------------------------------------------------------
+
+    def on_update(self, callback: UpdateCallback) -> Callable[[], None]:
+        """Call ``callback`` with every update (``EXECUTE_TRANSACTION_UPDATE``,
+        ``AMEND_TRANSACTION_UPDATE``, or a :class:`RawMessage` of an unknown type)
+        of every request. Returns a function that unsubscribes it."""
+        return self._subscribe(self._update_callbacks, callback)
+
+    def on_action(self, callback: ActionCallback) -> Callable[[], None]:
+        """Call ``callback`` with every ``EXECUTE_TRANSACTION_ACTION``; answer it
+        with ``submit_signature`` and friends (allowed from the callback)."""
+        return self._subscribe(self._action_callbacks, callback)
+
+    def on_late_result(self, callback: LateResultCallback) -> Callable[[], None]:
+        """Call ``callback`` with each response nobody waits for any more (it came
+        after a timeout, or twice). Such a response may prove a payment happened."""
+        return self._subscribe(self._late_callbacks, callback)
+
+    def _subscribe(self, callbacks: List[Any], callback: Any) -> Callable[[], None]:
+        with self._lock:
+            callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in callbacks:
+                    callbacks.remove(callback)
+
+        return unsubscribe
+
+    # --- public requests -----------------------------------------------------
+
+    def login(
+        self,
+        merchant_identifier: str,
+        merchant_secret: str,
+        provider_mode: Union[m.ProviderMode, str] = m.ProviderMode.TEST,
+        *,
+        timeout: Optional[float] = None,
+    ) -> m.LoginMerchantResponse:
+        """Log the merchant in on this connection (``LOGIN_MERCHANT_REQUEST``)."""
+        data = m.LoginMerchantRequest(provider_mode, merchant_identifier, merchant_secret)
+        response = self._call("LOGIN_MERCHANT_REQUEST", data, timeout=timeout)
+        return self._data(response, m.LoginMerchantResponse)
+
+    def execute_transaction(
+        self,
+        device: DeviceRef,
+        parameters: m.TransactionParameters,
+        *,
+        mode: Optional[Union[m.Mode, str]] = None,
+        process_parameters: Optional[m.ProcessParameters] = None,
+        session_identifier: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Run a card transaction (``EXECUTE_TRANSACTION_REQUEST``) and block until
+        its ``EXECUTE_TRANSACTION_RESPONSE``. A declined or aborted payment is a
+        returned :class:`Transaction`. When no custom identifier is given, one is
+        assigned, so the transaction can always be looked up.
+
+        ``timeout`` is the sliding silence limit (default ``transaction_timeout``).
+        Raises :class:`TransactionOutcomeUnknownError` when the request was sent
+        but its outcome can no longer be awaited: look it up, never charge again.
+        """
+        if parameters.custom_identifier is None:
+            parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
+        data = m.ExecuteTransactionRequest(
+            parameters,
+            mode=mode,
+            session_identifier=session_identifier,
+            process_parameters=process_parameters,
+        )
+        response = self._call(
+            "EXECUTE_TRANSACTION_REQUEST",
+            data,
+            resource=_resource_of(device),
+            on_update=on_update,
+            on_action=on_action,
+            timeout=timeout,
+            custom_identifier=parameters.custom_identifier,
+        )
+        return self._transaction_of(response)
+
+    def charge(
+        self,
+        device: DeviceRef,
+        amount: Amount,
+        currency: str,
+        *,
+        subject: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        auto_capture: bool = True,
+        statement_descriptor: Optional[str] = None,
+        application_fee: Optional[Amount] = None,
+        included_tip_amount: Optional[Amount] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        tip_adjustable: Optional[bool] = None,
+        mode: Optional[Union[m.Mode, str]] = None,
+        process_parameters: Optional[m.ProcessParameters] = None,
+        session_identifier: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Charge a card (an ``EXECUTE_TRANSACTION_REQUEST`` of type ``CHARGE``).
+        ``auto_capture=False`` makes a pre-authorisation, captured later with
+        :meth:`capture`. See :meth:`execute_transaction` for the outcome rules."""
+        parameters = m.TransactionParameters(
+            m.TransactionType.CHARGE,
+            _exact(amount),
+            currency,
+            auto_capture,
+            subject=subject,
+            custom_identifier=custom_identifier,
+            statement_descriptor=statement_descriptor,
+            application_fee=None if application_fee is None else _exact(application_fee),
+            included_tip_amount=None
+            if included_tip_amount is None
+            else _exact(included_tip_amount),
+            metadata=metadata,
+            tip_adjustable=tip_adjustable,
+        )
+        return self.execute_transaction(
+            device,
+            parameters,
+            mode=mode,
+            process_parameters=process_parameters,
+            session_identifier=session_identifier,
+            on_update=on_update,
+            on_action=on_action,
+            timeout=timeout,
+        )
+
+    def abort_transaction(self, device: DeviceRef, *, timeout: Optional[float] = None) -> None:
+        """Ask the server to abort the device's transaction (``ABORT_TRANSACTION_REQUEST``).
+
+        Returns once the abort is accepted; the transaction's own call still
+        returns only with its final response. Raises :class:`ServerError`
+        (``TRANSACTION_NOT_ABORTABLE``, ``TRANSACTION_NOT_FOUND``) when refused.
+        """
+        self._call(
+            "ABORT_TRANSACTION_REQUEST",
+            m.AbortTransactionRequest(),
+            resource=_resource_of(device),
+            timeout=timeout,
+        )
+
+    def submit_signature(
+        self,
+        device: DeviceRef,
+        signature: Union[str, bytes, None] = None,
+        *,
+        on_receipt: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Answer a ``SIGNATURE`` action (``SUBMIT_SIGNATURE_REQUEST``): a PNG image
+        (bytes, or already base64 text), or ``on_receipt=True`` to sign on paper."""
+        if (signature is None) == (not on_receipt):
+            raise ValueError("give either a signature image or on_receipt=True")
+        if isinstance(signature, bytes):
+            signature = base64.b64encode(signature).decode("ascii")
+        data = m.SubmitSignatureRequest(
+            signature=signature, sign_on_receipt=True if on_receipt else None
+        )
+        self._call("SUBMIT_SIGNATURE_REQUEST", data, resource=_resource_of(device), timeout=timeout)
+
+    def submit_application_selection(
+        self, device: DeviceRef, application_identifier: str, *, timeout: Optional[float] = None
+    ) -> None:
+        """Answer an ``APPLICATION_SELECTION`` action
+        (``SUBMIT_APPLICATION_SELECTION_REQUEST``) with the chosen application's AID."""
+        data = m.SubmitApplicationSelectionRequest(application_identifier)
+        self._call(
+            "SUBMIT_APPLICATION_SELECTION_REQUEST",
+            data,
+            resource=_resource_of(device),
+            timeout=timeout,
+        )
+
+    def submit_credit_debit_selection(
+        self,
+        device: DeviceRef,
+        selection: Union[m.CreditDebit, str],
+        *,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Answer a ``CREDIT_DEBIT_SELECTION`` action
+        (``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``) with ``CREDIT`` or ``DEBIT``."""
+        data = m.SubmitCreditDebitSelectionRequest(selection)
+        self._call(
+            "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST",
+            data,
+            resource=_resource_of(device),
+            timeout=timeout,
+        )
+
+    def submit_dcc_selection(
+        self, device: DeviceRef, use_converted_amount: bool, *, timeout: Optional[float] = None
+    ) -> None:
+        """Answer a ``DCC_SELECTION`` action (``SUBMIT_DCC_SELECTION_REQUEST``)."""
+        data = m.SubmitDccSelectionRequest(use_converted_amount)
+        self._call(
+            "SUBMIT_DCC_SELECTION_REQUEST", data, resource=_resource_of(device), timeout=timeout
+        )
+
+    def amend_transaction(
+        self,
+        parameters: m.AmendParameters,
+        *,
+        mode: Optional[Union[m.Mode, str]] = None,
+        on_update: Optional[UpdateCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Refund, capture or tip-adjust an earlier transaction without a card
+        (``AMEND_TRANSACTION_REQUEST``); returns the new transaction. Same
+        timeout and outcome rules as :meth:`execute_transaction`."""
+        if parameters.custom_identifier is None:
+            parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
+        response = self._call(
+            "AMEND_TRANSACTION_REQUEST",
+            m.AmendTransactionRequest(parameters, mode=mode),
+            on_update=on_update,
+            timeout=timeout,
+            custom_identifier=parameters.custom_identifier,
+        )
+        return self._transaction_of(response)
+
+    def refund(
+        self,
+        transaction_identifier: str,
+        *,
+        amount: Optional[Amount] = None,
+        currency: Optional[str] = None,
+        subject: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        on_update: Optional[UpdateCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Refund a charge, fully or (with ``amount`` and ``currency``) partly
+        (``AMEND_TRANSACTION_REQUEST`` of type ``REFUND``)."""
+        return self._amend(
+            m.TransactionType.REFUND,
+            transaction_identifier,
+            amount,
+            currency,
+            subject,
+            custom_identifier,
+            metadata,
+            None,
+            on_update,
+            timeout,
+        )
+
+    def capture(
+        self,
+        transaction_identifier: str,
+        *,
+        amount: Optional[Amount] = None,
+        currency: Optional[str] = None,
+        subject: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        on_update: Optional[UpdateCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Capture a pre-authorisation, fully or partly
+        (``AMEND_TRANSACTION_REQUEST`` of type ``CAPTURE``)."""
+        return self._amend(
+            m.TransactionType.CAPTURE,
+            transaction_identifier,
+            amount,
+            currency,
+            subject,
+            custom_identifier,
+            metadata,
+            None,
+            on_update,
+            timeout,
+        )
+
+    def tip_adjust(
+        self,
+        transaction_identifier: str,
+        tip_amount: Amount,
+        currency: str,
+        *,
+        subject: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Add a tip to a charge (``AMEND_TRANSACTION_REQUEST`` of type
+        ``TIP_ADJUST`` with ``includedTipAmount``)."""
+        return self._amend(
+            m.TransactionType.TIP_ADJUST,
+            transaction_identifier,
+            None,
+            currency,
+            subject,
+            custom_identifier,
+            None,
+            _exact(tip_amount, "tip_amount"),
+            on_update,
+            timeout,
+        )
+
+    def get_transaction(
+        self,
+        *,
+        transaction_identifier: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Transaction:
+        """Look a transaction up by one identifier (``GET_TRANSACTION_REQUEST``).
+        Raises :class:`ServerError` ``TRANSACTION_NOT_FOUND`` when there is none."""
+        if (transaction_identifier is None) == (custom_identifier is None):
+            raise ValueError("give exactly one of transaction_identifier and custom_identifier")
+        data = m.GetTransactionRequest(transaction_identifier, custom_identifier)
+        response = self._call("GET_TRANSACTION_REQUEST", data, timeout=timeout)
+        return self._transaction_of(response)
+
+    def request(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        resource: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+        timeout: Optional[float] = None,
+    ) -> m.Message:
+        """Send any request type (raw API) with the same tag correlation,
+        callbacks, timeouts and errors; returns the response message.
+
+        ``data`` is a model instance for a known type, or a ``dict`` sent as it is.
+        """
+        custom_identifier = None
+        if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
+            custom_identifier = data.transaction_parameters.custom_identifier
+        elif isinstance(data, dict):
+            parameters = data.get("transactionParameters")
+            if isinstance(parameters, dict):
+                custom_identifier = parameters.get("customIdentifier")
+        return self._call(
+            type,
+            data,
+            resource=resource,
+            on_update=on_update,
+            on_action=on_action,
+            timeout=timeout,
+            custom_identifier=custom_identifier,
+        )
+
+    # --- request machinery ---------------------------------------------------
+
+    def _amend(
+        self,
+        kind: m.TransactionType,
+        transaction_identifier: str,
+        amount: Optional[Amount],
+        currency: Optional[str],
+        subject: Optional[str],
+        custom_identifier: Optional[str],
+        metadata: Optional[Dict[str, Any]],
+        tip: Optional[Decimal],
+        on_update: Optional[UpdateCallback],
+        timeout: Optional[float],
+    ) -> m.Transaction:
+        parameters = m.AmendParameters(
+            kind,
+            transaction_identifier,
+            amount=None if amount is None else _exact(amount),
+            currency=currency,
+            subject=subject,
+            custom_identifier=custom_identifier,
+            included_tip_amount=tip,
+            metadata=metadata,
+        )
+        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
+
+    def _call(
+        self,
+        request_type: str,
+        data: Any,
+        *,
+        resource: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+        timeout: Optional[float] = None,
+        custom_identifier: Optional[str] = None,
+    ) -> m.Message:
+        if (
+            request_type == "EXECUTE_TRANSACTION_REQUEST"
+            and threading.current_thread() is self._dispatcher
+        ):
+            raise CallbackDeadlockError(
+                "a transaction cannot be started from a callback: its updates and actions "
+                "would need the callback thread, which is busy running this callback"
+            )
+        tag = str(uuid.uuid4())
+        slot = _Slot(tag, request_type, resource, custom_identifier, on_update, on_action)
+        if isinstance(data, dict) or (data is not None and request_type not in codec.MESSAGE_TYPES):
+            message: m.Message = m.RawMessage(request_type, tag, resource, data)
+        else:
+            message = m.Message(request_type, tag, resource, data)
+        payload = codec.encode_message(message)  # bad input fails here, before any slot
+        with self._lock:
+            transport = self._transport
+            if self._closed or transport is None or self._connection_error is not None:
+                reason = self._connection_error or "not connected"
+                raise ConnectionLostError(f"cannot send {request_type}: {reason}")
+            self._slots[tag] = slot
+        try:
+            self._trace("->", payload)
+            logger.debug("-> %s tag=%s resource=%s", request_type, tag, resource)
+            transport.send(payload)
+            slot.sent = True
+            return self._await(slot, timeout)
+        finally:
+            with self._lock:
+                self._slots.pop(tag, None)
+
+    def _await(self, slot: _Slot, timeout: Optional[float]) -> m.Message:
+        started = time.monotonic()
+        if slot.is_transaction:
+            idle = self.transaction_timeout if timeout is None else timeout
+            cap = started + self.transaction_max_duration
+        else:
+            idle = self.timeout if timeout is None else timeout
+            cap = started + idle
+        while True:
+            deadline = min(slot.last_activity + idle, cap)
+            remaining = deadline - time.monotonic()
+            if slot.event.wait(max(remaining, 0.0)):
+                break
+            now = time.monotonic()
+            if now >= cap or now >= slot.last_activity + idle:
+                # Mark it finished so a response racing in now counts as late.
+                slot.finish(
+                    failure=RequestTimeoutError(self._timeout_text(slot, now - started, idle, cap))
+                )
+                break
+        if slot.failure is not None:
+            self._raise_failure(slot)
+        assert slot.response is not None
+        response = slot.response
+        if response.is_error:
+            error = response.error
+            raise ServerError(
+                str(error.type) if error else "UNKNOWN",
+                (error.message if error else None) or "the server reported an error",
+                error.developer_message if error else None,
+                response,
+            )
+        return response
+
+    def _timeout_text(self, slot: _Slot, waited: float, idle: float, cap: float) -> str:
+        if slot.is_transaction and time.monotonic() >= cap:
+            return f"{slot.request_type} took longer than {self.transaction_max_duration:.1f} s"
+        return f"no response to {slot.request_type} within {idle:.1f} s (waited {waited:.1f} s)"
+
+    def _raise_failure(self, slot: _Slot) -> None:
+        failure = slot.failure
+        assert failure is not None
+        if slot.is_transaction and slot.sent:
+            raise TransactionOutcomeUnknownError(
+                f"{slot.request_type} was sent but its outcome is unknown ({failure}); "
+                f"look it up by custom identifier {slot.custom_identifier!r} "
+                "instead of charging again",
+                tag=slot.tag,
+                resource=slot.resource,
+                custom_identifier=slot.custom_identifier,
+            ) from failure
+        raise failure
+
+    @staticmethod
+    def _data(response: m.Message, model: type[T]) -> T:
+        if not isinstance(response.data, model):
+            raise ProtocolViolationError(
+                f"{response.type} carries {type(response.data).__name__}, expected {model.__name__}"
+            )
+        return response.data
+
+    def _transaction_of(self, response: m.Message) -> m.Transaction:
+        transaction = getattr(response.data, "transaction", None)
+        if not isinstance(transaction, m.Transaction):
+            raise ProtocolViolationError(
+                f"{response.type} (tag {response.tag}) holds no transaction"
+            )
+        return transaction
+
+    def _trace(self, direction: str, payload: bytes) -> None:
+        if self._wire_trace and wire_logger.isEnabledFor(logging.DEBUG):
+            wire_logger.debug("%s %s", direction, codec.redacted_text(payload))
+
+    # --- reader thread -------------------------------------------------------
+
+    def _read_loop(self, transport: Transport) -> None:
+        failure: BaseException
+        try:
+            while True:
+                payload = transport.receive()
+                self._trace("<-", payload)
+                try:
+                    message = codec.decode_message(payload)
+                except ProtocolViolationError as exc:
+                    if not self._fail_one(exc):
+                        raise
+                    continue
+                self._route(message)
+        except ProtocolViolationError as exc:
+            logger.error("closing the connection: the server broke the protocol: %s", exc)
+            transport.close()
+            failure = exc
+        except ConnectionLostError as exc:
+            failure = exc
+        except Exception as exc:  # a bug must still end every wait
+            logger.exception("reader thread failed")
+            transport.close()
+            failure = ConnectionLostError(f"reader failed: {exc!r}")
+        with self._lock:
+            self._connection_error = failure
+            closing = self._closed
+        if not closing:
+            logger.warning("connection to %s lost: %s", transport.description, failure)
+        self._fail_all(failure)
+
+    def _fail_one(self, violation: ProtocolViolationError) -> bool:
+        """A well-formed JSON message that does not fit its model: fail only its
+        request, keep the connection. False when no waiting request owns it."""
+        tag = violation.raw.get("tag") if violation.raw else None
+        with self._lock:
+            slot = self._slots.get(tag) if isinstance(tag, str) else None
+        if slot is None:
+            return False
+        logger.error("message for tag %s does not fit the contract: %s", tag, violation)
+        slot.finish(failure=violation)
+        return True
+
+    def _fail_all(self, failure: BaseException) -> None:
+        with self._lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot.finish(failure=failure)
+
+    def _route(self, message: m.Message) -> None:
+        logger.debug("<- %s tag=%s status=%s", message.type, message.tag, message.status)
+        with self._lock:
+            slot = self._slots.get(message.tag) if message.tag is not None else None
+        if message.type.endswith("_RESPONSE"):
+            if slot is None or not slot.finish(response=message):
+                self._late_result(message)
+            return
+        if slot is None:
+            logger.warning(
+                "%s for tag %s which no request waits for; ignored: %s",
+                message.type,
+                message.tag,
+                codec.redacted_text(message),
+            )
+            return
+        slot.last_activity = time.monotonic()  # progress re-arms the sliding timeout
+        if message.type == "EXECUTE_TRANSACTION_ACTION" and isinstance(
+            message.data, m.ExecuteTransactionAction
+        ):
+            self._route_action(slot, message.data)
+        else:
+            # Unknown types go to on_update whole: their data alone says too little.
+            update = message if isinstance(message, m.RawMessage) else message.data
+            self._jobs.put(lambda: self._deliver_update(slot, update))
+
+    def _route_action(self, slot: _Slot, action: m.ExecuteTransactionAction) -> None:
+        with self._lock:
+            handled = slot.on_action is not None or bool(self._action_callbacks)
+        if handled:
+            self._jobs.put(lambda: self._deliver_action(slot, action))
+            return
+        logger.warning(
+            "%s action for tag %s but no on_action handler is registered: aborting the "
+            "transaction on %s",
+            action.action,
+            slot.tag,
+            slot.resource,
+        )
+        # Runs on the dispatcher: the abort's response is routed by this thread.
+        self._jobs.put(lambda: self._abort_unhandled(slot))
+
+    def _late_result(self, message: m.Message) -> None:
+        logger.warning(
+            "late or duplicate %s for tag %s (nobody waits for it): %s",
+            message.type,
+            message.tag,
+            codec.redacted_text(message),
+        )
+        with self._lock:
+            callbacks = list(self._late_callbacks)
+        for callback in callbacks:
+            self._jobs.put(functools.partial(self._run_callback, callback, message))
+
+    # --- dispatcher thread ---------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+
+    def _deliver_update(self, slot: _Slot, update: Any) -> None:
+        with self._lock:
+            callbacks = [slot.on_update, *self._update_callbacks]
+        for callback in callbacks:
+            if callback is not None:
+                self._run_callback(callback, update)
+
+    def _deliver_action(self, slot: _Slot, action: m.ExecuteTransactionAction) -> None:
+        with self._lock:
+            callbacks = [slot.on_action, *self._action_callbacks]
+        for callback in callbacks:
+            if callback is not None:
+                self._run_callback(callback, action)
+
+    def _abort_unhandled(self, slot: _Slot) -> None:
+        if slot.resource is None:
+            return
+        try:
+            self.abort_transaction(slot.resource)
+        except PayProtocolError as exc:
+            logger.error("could not abort the transaction on %s: %s", slot.resource, exc)
+            slot.finish(
+                failure=PayProtocolError(
+                    f"an action needed an answer, no on_action handler is registered and the "
+                    f"abort was refused ({exc})"
+                )
+            )
+
+    def _run_callback(self, callback: Callable[[Any], None], argument: Any) -> None:
+        try:
+            callback(argument)
+        except Exception as exc:
+            logger.exception("callback %r raised; continuing", callback)
+            if self._on_callback_error is not None:
+                try:
+                    self._on_callback_error(exc, argument)
+                except Exception:
+                    logger.exception("on_callback_error hook raised")
