@@ -163,10 +163,10 @@ class WebSocketTransport:
         self._closed = threading.Event()
         # enable_multithread: websocket-client locks its own sends, including the
         # pong it writes from our reader thread when the server pings.
-        self._ws = websocket.WebSocket(enable_multithread=True)
         sslopt = {"context": ssl_context} if ssl_context is not None else None
+        self._ws = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
         try:
-            self._ws.connect(url, timeout=connect_timeout, sslopt=sslopt)  # type: ignore[no-untyped-call]
+            self._ws.connect(url, timeout=connect_timeout)  # type: ignore[no-untyped-call]
             if self._ws.sock is not None:
                 _enable_tcp_keepalive(self._ws.sock)
             self._ws.settimeout(ping_interval)

@@ -125,12 +125,14 @@ class ScriptedServer:
         if kind == "ws":
             from websockets.sync.server import serve
 
-            self._ws_server = serve(self._ws_handler, "127.0.0.1", 0, ping_interval=None)
+            self._ws_server = serve(
+                self._ws_handler, "127.0.0.1", 0, ping_interval=None, ssl=ssl_context
+            )
             self.port = self._ws_server.socket.getsockname()[1]
             thread = threading.Thread(target=self._ws_server.serve_forever, daemon=True)
             thread.start()
             self._threads.append(thread)
-            self.url = f"ws://127.0.0.1:{self.port}/"
+            self.url = f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{self.port}/"
         else:
             self._listener = socket.create_server(("127.0.0.1", 0))
             self.port = self._listener.getsockname()[1]
