@@ -61,7 +61,9 @@ def test_wrong_host_name_is_refused(authority: trustme.CA) -> None:
     authority.issue_cert("payserver.invalid").configure_cert(server_context)
     context = ssl.create_default_context()
     authority.configure_trust(context)  # the authority is trusted, the name is wrong
-    with ScriptedServer("tcp", lambda peer: None, ssl_context=server_context) as server:
-        with pytest.raises(ConnectionLostError) as caught:
-            PayClient(server.url, timeout=5, ssl_context=context).connect()
+    with (
+        ScriptedServer("tcp", lambda peer: None, ssl_context=server_context) as server,
+        pytest.raises(ConnectionLostError) as caught,
+    ):
+        PayClient(server.url, timeout=5, ssl_context=context).connect()
     assert "hostname" in str(caught.value).lower() or "ip address" in str(caught.value).lower()
