@@ -1,0 +1,34 @@
+"""An embedded PayServer that speaks P3 over framed TCP and WebSocket.
+
+For tests, demos and development without a card reader::
+
+    from payprotocol.simulator import Simulator, SimulatorConfig, FaultPlan
+
+    with Simulator(SimulatorConfig(step_delay=0.02)) as sim:
+        print(sim.tcp_url, sim.ws_url)
+        sim.set_faults(FaultPlan.parse(["drop-after=3"]))
+
+The amount decides the outcome, like the payworks test card (see
+:mod:`payprotocol.simulator.cards`): 10.00 asks for a signature and is approved,
+40.00 asks for a PIN and is approved, 100.00 is declined. The WebSocket side
+needs the ``websockets`` package (the ``simulator`` extra).
+"""
+
+from __future__ import annotations
+
+from .cards import CardScript, card_script
+from .config import SimulatedDevice, SimulatorConfig
+from .faults import MALFORMED_KINDS, FaultPlan
+from .server import Simulator
+from .store import TransactionStore
+
+__all__ = [
+    "MALFORMED_KINDS",
+    "CardScript",
+    "FaultPlan",
+    "SimulatedDevice",
+    "Simulator",
+    "SimulatorConfig",
+    "TransactionStore",
+    "card_script",
+]
