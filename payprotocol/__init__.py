@@ -1,6 +1,12 @@
 """payprotocol: a synchronous Python SDK for the PayProtocol (P3)."""
 
-from .client import CallbackDeadlockError, PayClient
+from .client import (
+    CallbackDeadlockError,
+    ConnectionState,
+    PayClient,
+    ReconnectPolicy,
+    RecoveredOutcome,
+)
 from .codec import decode_message, encode_message, redact, redacted_text
 from .errors import (
     ConnectionLostError,
@@ -20,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "CallbackDeadlockError",
+    "ConnectionState",
     "ConnectionLostError",
     "FrameDecoder",
     "Journal",
@@ -27,6 +34,8 @@ __all__ = [
     "JournalError",
     "PendingOutcome",
     "PayClient",
+    "ReconnectPolicy",
+    "RecoveredOutcome",
     "PayProtocolError",
     "ProtocolViolationError",
     "RequestTimeoutError",

@@ -22,15 +22,18 @@ No lock is held while user code runs; sends are serialized by the transport.
 from __future__ import annotations
 
 import base64
+import enum
 import functools
 import logging
+import os
 import queue
+import random
 import ssl
 import threading
 import time
 import uuid
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import attrs
 
@@ -45,9 +48,16 @@ from .errors import (
     TransactionOutcomeUnknownError,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE
+from .journal import Journal, JournalError, PendingOutcome
 from .transport import Transport, open_transport
 
-__all__ = ["CallbackDeadlockError", "PayClient"]
+__all__ = [
+    "CallbackDeadlockError",
+    "ConnectionState",
+    "PayClient",
+    "ReconnectPolicy",
+    "RecoveredOutcome",
+]
 
 logger = logging.getLogger("payprotocol")
 wire_logger = logging.getLogger("payprotocol.wire")
@@ -58,11 +68,58 @@ UpdateCallback = Callable[[Any], None]
 ActionCallback = Callable[[m.ExecuteTransactionAction], None]
 LateResultCallback = Callable[[m.Message], None]
 ErrorHook = Callable[[BaseException, Any], None]
+StateCallback = Callable[["ConnectionState"], None]
 T = TypeVar("T")
 
 # Requests whose final response decides money: a lost response means "outcome unknown".
 _TRANSACTION_TYPES = frozenset({"EXECUTE_TRANSACTION_REQUEST", "AMEND_TRANSACTION_REQUEST"})
 _JOIN_TIMEOUT = 2.0
+
+
+class ConnectionState(str, enum.Enum):
+    """The client's connection, as reported to ``on_connection_state``."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class ReconnectPolicy:
+    """Opt-in automatic reconnect: exponential backoff with jitter, capped.
+
+    The n-th wait is ``min(max_delay, initial_delay * multiplier**n)``, scaled by
+    a random factor in ``[1 - jitter, 1 + jitter]`` so that many POS terminals
+    do not hammer a restarted PayServer in step. After reconnecting, the client
+    logs in again with the last credentials. Requests made while disconnected
+    fail fast with :class:`ConnectionLostError` (use ``wait_connected``); a
+    transaction is never re-sent.
+    """
+
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+    max_attempts: Optional[int] = None
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_delay, self.initial_delay * self.multiplier**attempt)
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+@attrs.frozen
+class RecoveredOutcome:
+    """What :meth:`PayClient.recover` found for one pending journal entry.
+
+    ``transaction`` is the server's record (``None`` when it has none: the
+    request never became a transaction, so no money moved); ``resolved`` says
+    whether the outcome is now final in the journal."""
+
+    pending: PendingOutcome
+    transaction: Optional[m.Transaction]
+    resolved: bool
 
 
 class CallbackDeadlockError(PayProtocolError, RuntimeError):
@@ -136,6 +193,8 @@ class PayClient:
         transaction_max_duration: float = 900.0,
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
+        reconnect: Optional[ReconnectPolicy] = None,
+        journal: Union[Journal, str, os.PathLike[str], None] = None,
         on_callback_error: Optional[ErrorHook] = None,
         wire_trace: bool = False,
     ) -> None:
@@ -147,19 +206,31 @@ class PayClient:
         self._max_frame_size = max_frame_size
         self._ping_interval = ping_interval
         self._pong_timeout = pong_timeout
+        self._reconnect_policy = reconnect
+        self._journal = (
+            journal if isinstance(journal, Journal) or journal is None else Journal(journal)
+        )
+        self._owns_journal = journal is not None and not isinstance(journal, Journal)
         self._on_callback_error = on_callback_error
         self._wire_trace = wire_trace
-        self._lock = threading.Lock()  # guards the tag table, callbacks lists, lifecycle
+        self._lock = threading.Lock()  # guards the tag table, callback lists, lifecycle
         self._slots: Dict[str, _Slot] = {}
         self._update_callbacks: List[UpdateCallback] = []
         self._action_callbacks: List[ActionCallback] = []
         self._late_callbacks: List[LateResultCallback] = []
+        self._state_callbacks: List[StateCallback] = []
         self._transport: Optional[Transport] = None
         self._reader: Optional[threading.Thread] = None
         self._dispatcher: Optional[threading.Thread] = None
+        self._reconnector: Optional[threading.Thread] = None
         self._jobs: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._state = ConnectionState.DISCONNECTED
+        self._usable = threading.Event()  # set while CONNECTED: requests may be sent
+        self._stopping = threading.Event()
         self._closed = False
         self._connection_error: Optional[BaseException] = None
+        # Kept in memory only, to log in again after a reconnect.
+        self._credentials: Optional[Tuple[str, str, Union[m.ProviderMode, str]]] = None
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -171,10 +242,23 @@ class PayClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<PayClient {self.url} {self._state.value}>"
+
     @property
     def connected(self) -> bool:
-        """True while the connection is up and the client is not closed."""
-        return self._transport is not None and self._connection_error is None and not self._closed
+        """True while the connection is up and requests can be sent."""
+        return self._state is ConnectionState.CONNECTED
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection's state; changes are reported to ``on_connection_state``."""
+        return self._state
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the client is connected (and, after
+        a reconnect, logged in again). Returns whether it is."""
+        return self._usable.wait(timeout)
 
     def connect(self) -> None:
         """Open the connection and start the reader and dispatcher threads."""
@@ -183,7 +267,17 @@ class PayClient:
                 raise ConnectionLostError("the client is closed")
             if self._transport is not None:
                 raise RuntimeError("already connected")
-        transport = open_transport(
+        self._set_state(ConnectionState.CONNECTING)
+        try:
+            transport = self._open_transport()
+        except BaseException:
+            self._set_state(ConnectionState.DISCONNECTED)
+            raise
+        self._install(transport)
+        self._set_state(ConnectionState.CONNECTED)
+
+    def _open_transport(self) -> Transport:
+        return open_transport(
             self.url,
             connect_timeout=self.timeout,
             ssl_context=self._ssl_context,
@@ -191,38 +285,141 @@ class PayClient:
             ping_interval=self._ping_interval,
             pong_timeout=self._pong_timeout,
         )
+
+    def _install(self, transport: Transport) -> None:
+        """Make ``transport`` the connection and start a reader for it."""
+        reader = threading.Thread(
+            target=self._read_loop, args=(transport,), name="payprotocol-reader", daemon=True
+        )
         with self._lock:
             self._transport = transport
             self._connection_error = None
-            self._dispatcher = threading.Thread(
-                target=self._dispatch_loop, name="payprotocol-dispatcher", daemon=True
-            )
-            self._reader = threading.Thread(
-                target=self._read_loop, args=(transport,), name="payprotocol-reader", daemon=True
-            )
-        self._dispatcher.start()
-        self._reader.start()
+            self._reader = reader
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name="payprotocol-dispatcher", daemon=True
+                )
+                self._dispatcher.start()
+        reader.start()
         logger.info("connected to %s", transport.description)
 
+    def _set_state(self, state: ConnectionState) -> None:
+        with self._lock:
+            if self._state is state or self._state is ConnectionState.CLOSED:
+                return
+            self._state = state
+            callbacks = list(self._state_callbacks)
+        if state is ConnectionState.CONNECTED:
+            self._usable.set()
+        else:
+            self._usable.clear()
+        logger.info("connection state: %s", state.value)
+        for callback in callbacks:
+            self._jobs.put(functools.partial(self._run_callback, callback, state))
+
     def close(self) -> None:
-        """Close the connection; every waiting call raises at once. Idempotent."""
+        """Close the connection; every waiting call raises at once. Idempotent.
+
+        Stops reconnecting, wakes the reader, joins the threads (never from
+        themselves) and closes a journal the client opened itself."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            transport, reader, dispatcher = self._transport, self._reader, self._dispatcher
+            transport, reader = self._transport, self._reader
+        self._stopping.set()
         if transport is not None:
             transport.close()  # wakes the reader's blocked receive
         current = threading.current_thread()
-        if reader is not None and reader is not current:
-            reader.join(_JOIN_TIMEOUT)
+        for thread in (self._reconnector, reader):
+            if thread is not None and thread is not current:
+                thread.join(_JOIN_TIMEOUT)
+        with self._lock:
+            transport = self._transport  # a reconnect may have installed a new one
+        if transport is not None:
+            transport.close()
         self._fail_all(ConnectionLostError("the client was closed"))
+        self._set_state(ConnectionState.CLOSED)
         self._jobs.put(None)  # the dispatcher runs what is queued, then stops
+        dispatcher = self._dispatcher
         if dispatcher is not None and dispatcher is not current:
             dispatcher.join(_JOIN_TIMEOUT)
             if dispatcher.is_alive():
                 logger.warning("a callback is still running %.0f s after close()", _JOIN_TIMEOUT)
+        if self._journal is not None and self._owns_journal:
+            self._journal.close()
         logger.info("closed the connection to %s", self.url)
+
+    # --- reconnect -----------------------------------------------------------
+
+    def _connection_ended(self, transport: Transport, failure: BaseException) -> None:
+        """Called by a reader whose connection ended: fail every wait, maybe reconnect."""
+        with self._lock:
+            if self._transport is not transport:
+                return
+            self._connection_error = failure
+            closing = self._closed
+            start_reconnect = (
+                not closing
+                and self._reconnect_policy is not None
+                and (self._reconnector is None or not self._reconnector.is_alive())
+            )
+            if start_reconnect:
+                self._reconnector = threading.Thread(
+                    target=self._reconnect_loop, name="payprotocol-reconnect", daemon=True
+                )
+        if not closing:
+            logger.warning("connection to %s lost: %s", transport.description, failure)
+        self._fail_all(failure)
+        if closing:
+            return
+        self._set_state(ConnectionState.DISCONNECTED)
+        if start_reconnect:
+            assert self._reconnector is not None
+            self._reconnector.start()
+
+    def _reconnect_loop(self) -> None:
+        policy = self._reconnect_policy
+        assert policy is not None
+        attempt = 0
+        while not self._stopping.is_set():
+            self._set_state(ConnectionState.RECONNECTING)
+            if policy.max_attempts is not None and attempt >= policy.max_attempts:
+                logger.error("giving up reconnecting after %d attempts", attempt)
+                self._set_state(ConnectionState.DISCONNECTED)
+                return
+            if self._stopping.wait(policy.delay(attempt)):
+                return
+            attempt += 1
+            try:
+                transport = self._open_transport()
+            except ConnectionLostError as exc:
+                logger.info("reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            with self._lock:
+                if self._closed:
+                    transport.close()
+                    return
+            self._install(transport)
+            if self._credentials is not None:
+                try:
+                    self._login(*self._credentials, timeout=None, internal=True)
+                except ServerError as exc:
+                    logger.error("logging in again after a reconnect failed: %s", exc)
+                    transport.close()
+                    self._set_state(ConnectionState.DISCONNECTED)
+                    return
+                except PayProtocolError as exc:
+                    logger.info("reconnect attempt %d failed while logging in: %s", attempt, exc)
+                    continue
+            with self._lock:
+                # A connection that died during the login is the next attempt's job.
+                alive = self._transport is transport and self._connection_error is None
+                if alive:
+                    self._reconnector = None
+            if alive:
+                self._set_state(ConnectionState.CONNECTED)
+                return
 
     # --- callbacks ---------------------------------------------------------
 
@@ -241,6 +438,11 @@ class PayClient:
         """Call ``callback`` with each response nobody waits for any more (it came
         after a timeout, or twice). Such a response may prove a payment happened."""
         return self._subscribe(self._late_callbacks, callback)
+
+    def on_connection_state(self, callback: StateCallback) -> Callable[[], None]:
+        """Call ``callback`` with each :class:`ConnectionState` change (connecting,
+        connected, disconnected, reconnecting, closed)."""
+        return self._subscribe(self._state_callbacks, callback)
 
     def _subscribe(self, callbacks: List[Any], callback: Any) -> Callable[[], None]:
         with self._lock:
@@ -263,9 +465,26 @@ class PayClient:
         *,
         timeout: Optional[float] = None,
     ) -> m.LoginMerchantResponse:
-        """Log the merchant in on this connection (``LOGIN_MERCHANT_REQUEST``)."""
+        """Log the merchant in on this connection (``LOGIN_MERCHANT_REQUEST``).
+
+        With a reconnect policy, the credentials are kept in memory (never
+        written anywhere) to log in again after a reconnect."""
+        response = self._login(merchant_identifier, merchant_secret, provider_mode, timeout)
+        with self._lock:
+            self._credentials = (merchant_identifier, merchant_secret, provider_mode)
+        return response
+
+    def _login(
+        self,
+        merchant_identifier: str,
+        merchant_secret: str,
+        provider_mode: Union[m.ProviderMode, str],
+        timeout: Optional[float],
+        *,
+        internal: bool = False,
+    ) -> m.LoginMerchantResponse:
         data = m.LoginMerchantRequest(provider_mode, merchant_identifier, merchant_secret)
-        response = self._call("LOGIN_MERCHANT_REQUEST", data, timeout=timeout)
+        response = self._call("LOGIN_MERCHANT_REQUEST", data, timeout=timeout, internal=internal)
         return self._data(response, m.LoginMerchantResponse)
 
     def execute_transaction(
@@ -547,6 +766,50 @@ class PayClient:
         response = self._call("GET_TRANSACTION_REQUEST", data, timeout=timeout)
         return self._transaction_of(response)
 
+    def pending_outcomes(self) -> List[PendingOutcome]:
+        """Journaled transactions whose outcome is unknown, oldest first (needs
+        ``journal=``). Never charge these again: :meth:`recover` them."""
+        return self._require_journal().pending()
+
+    def recover(self, *, timeout: Optional[float] = None) -> List[RecoveredOutcome]:
+        """Resolve every pending journal entry with ``GET_TRANSACTION_REQUEST`` by
+        its custom identifier, record what the server says, and return it.
+
+        Call it after :meth:`login`. A lookup that finds nothing
+        (``TRANSACTION_NOT_FOUND``) means the request never became a
+        transaction: recorded as ``NOT_FOUND``, nothing was charged. A
+        non-final status (``INCONCLUSIVE``, ``PENDING``) stays pending. Other
+        errors (connection lost, timeouts) propagate; run it again later.
+        """
+        journal = self._require_journal()
+        results: List[RecoveredOutcome] = []
+        for pending in journal.pending():
+            if pending.custom_identifier is None:
+                logger.error("journal entry %s has no custom identifier to look up", pending.tag)
+                results.append(RecoveredOutcome(pending, None, False))
+                continue
+            try:
+                found: Optional[m.Transaction] = self.get_transaction(
+                    custom_identifier=pending.custom_identifier, timeout=timeout
+                )
+            except ServerError as exc:
+                if exc.error_type != m.ErrorType.TRANSACTION_NOT_FOUND:
+                    raise
+                found = None
+            status = "NOT_FOUND" if found is None else (found.status or "UNKNOWN")
+            journal.record_outcome(pending.tag, found, status=status)
+            entry = journal.get(pending.tag)
+            results.append(
+                RecoveredOutcome(pending, found, entry is not None and not entry.pending)
+            )
+            logger.info("recovered %s (%s): %s", pending.tag, pending.custom_identifier, status)
+        return results
+
+    def _require_journal(self) -> Journal:
+        if self._journal is None:
+            raise RuntimeError("this PayClient has no journal: pass journal='pos-journal.sqlite'")
+        return self._journal
+
     def request(
         self,
         type: str,
@@ -616,6 +879,7 @@ class PayClient:
         on_action: Optional[ActionCallback] = None,
         timeout: Optional[float] = None,
         custom_identifier: Optional[str] = None,
+        internal: bool = False,
     ) -> m.Message:
         if (
             request_type == "EXECUTE_TRANSACTION_REQUEST"
@@ -634,19 +898,77 @@ class PayClient:
         payload = codec.encode_message(message)  # bad input fails here, before any slot
         with self._lock:
             transport = self._transport
-            if self._closed or transport is None or self._connection_error is not None:
-                reason = self._connection_error or "not connected"
+            # While reconnecting, requests fail fast (documented): only the
+            # client's own login may use a connection that is not yet usable.
+            usable = self._state is ConnectionState.CONNECTED or internal
+            if (
+                self._closed
+                or transport is None
+                or self._connection_error is not None
+                or not usable
+            ):
+                reason = self._connection_error or f"the client is {self._state.value}"
                 raise ConnectionLostError(f"cannot send {request_type}: {reason}")
             self._slots[tag] = slot
+        journal = self._journal if slot.is_transaction else None
         try:
+            if journal is not None:
+                # Committed before the request leaves: a crash from here on is recoverable.
+                journal.record_sent(
+                    tag=tag,
+                    message_type=request_type,
+                    resource=resource,
+                    custom_identifier=custom_identifier,
+                    parameters={} if data is None else data,
+                )
             self._trace("->", payload)
             logger.debug("-> %s tag=%s resource=%s", request_type, tag, resource)
-            transport.send(payload)
+            try:
+                transport.send(payload)
+            except ConnectionLostError as exc:
+                self._journal_outcome(journal, tag, status="NOT_SENT", error=str(exc))
+                raise
             slot.sent = True
-            return self._await(slot, timeout)
+            try:
+                response = self._await(slot, timeout)
+            except ServerError as exc:
+                transaction = getattr(exc.response and exc.response.data, "transaction", None)
+                self._journal_outcome(journal, tag, transaction, status="ERROR", error=str(exc))
+                raise
+            except TransactionOutcomeUnknownError as exc:
+                if journal is not None:
+                    self._journal_write(journal.mark_unknown, tag, str(exc.__cause__ or exc))
+                raise
+            transaction = getattr(response.data, "transaction", None)
+            if isinstance(transaction, m.Transaction):
+                status = transaction.status or "UNKNOWN"
+                self._journal_outcome(journal, tag, transaction, status=status)
+            return response
         finally:
             with self._lock:
                 self._slots.pop(tag, None)
+
+    def _journal_outcome(
+        self,
+        journal: Optional[Journal],
+        tag: str,
+        transaction: Optional[m.Transaction] = None,
+        *,
+        status: Union[m.TransactionStatus, str],
+        error: Optional[str] = None,
+    ) -> None:
+        if journal is not None:
+            self._journal_write(
+                journal.record_outcome, tag, transaction, status=status, error=error
+            )
+
+    @staticmethod
+    def _journal_write(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        # The caller's result matters more than the bookkeeping: log, never mask it.
+        try:
+            write(*args, **kwargs)
+        except JournalError as exc:
+            logger.error("journal write failed: %s", exc)
 
     def _await(self, slot: _Slot, timeout: Optional[float]) -> m.Message:
         started = time.monotonic()
@@ -746,12 +1068,7 @@ class PayClient:
             logger.exception("reader thread failed")
             transport.close()
             failure = ConnectionLostError(f"reader failed: {exc!r}")
-        with self._lock:
-            self._connection_error = failure
-            closing = self._closed
-        if not closing:
-            logger.warning("connection to %s lost: %s", transport.description, failure)
-        self._fail_all(failure)
+        self._connection_ended(transport, failure)
 
     def _fail_one(self, violation: ProtocolViolationError) -> bool:
         """A well-formed JSON message that does not fit its model: fail only its
@@ -820,10 +1137,21 @@ class PayClient:
             message.tag,
             codec.redacted_text(message),
         )
+        transaction = getattr(message.data, "transaction", None)
+        if self._journal is not None and message.tag and isinstance(transaction, m.Transaction):
+            # A late answer to a journaled transaction settles its unknown outcome.
+            self._jobs.put(functools.partial(self._record_late, message.tag, transaction))
         with self._lock:
             callbacks = list(self._late_callbacks)
         for callback in callbacks:
             self._jobs.put(functools.partial(self._run_callback, callback, message))
+
+    def _record_late(self, tag: str, transaction: m.Transaction) -> None:
+        assert self._journal is not None
+        if self._journal.get(tag) is not None:
+            self._journal_outcome(
+                self._journal, tag, transaction, status=transaction.status or "UNKNOWN"
+            )
 
     # --- dispatcher thread ---------------------------------------------------
 
@@ -832,7 +1160,10 @@ class PayClient:
             job = self._jobs.get()
             if job is None:
                 return
-            job()
+            try:
+                job()
+            except Exception:  # the dispatcher must outlive any one job
+                logger.exception("callback dispatcher job failed")
 
     def _deliver_update(self, slot: _Slot, update: Any) -> None:
         with self._lock:
