@@ -1,0 +1,203 @@
+"""Terminal helpers shared by the ``payprotocol`` commands (private).
+
+Strategy: the reader's two ``information`` lines are the merchant's view of a
+payment, so they are shown as they are. On a terminal they live on one status
+line rewritten in place (carriage return + erase-line); on a pipe or a file
+each change becomes a plain line, so logs and tests read naturally. Callbacks
+run on the client's dispatcher thread while the main thread prints results,
+so every write goes through one lock.
+
+Questions asked while a transaction runs (a signature, an application menu)
+read standard input through :class:`StdinLines`: one daemon thread reads lines
+into a queue, so a question can be given up (the transaction ended, or was
+aborted) without leaving a thread blocked in ``input()`` that ``close()`` would
+have to wait for.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from decimal import Decimal
+from typing import Any, List, Optional, Sequence, TextIO
+
+from . import codec
+from . import models as m
+from ._converter import converter
+
+__all__ = [
+    "FINAL_STATES",
+    "StatusLine",
+    "StdinLines",
+    "describe_transaction",
+    "money",
+    "transaction_json",
+]
+
+_ERASE_LINE = "\r\x1b[K"
+
+#: Update states after which a reader shows nothing new. The final update is
+#: sent just before the final response, but it reaches the screen through the
+#: dispatcher thread, so a caller waits (briefly) for it before printing results.
+FINAL_STATES = frozenset(
+    {
+        m.ProcessState.APPROVED,
+        m.ProcessState.DECLINED,
+        m.ProcessState.ABORTED,
+        m.ProcessState.FAILED,
+    }
+)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class StatusLine:
+    """Shows the latest two ``information`` lines of a reader on ``stream``.
+
+    ``show`` is called from callbacks; ``print`` writes a normal line (clearing
+    the status line first on a terminal, so the two never overlap); ``finish``
+    ends the live line so that later output starts on a fresh line.
+    """
+
+    def __init__(self, stream: Optional[TextIO] = None, *, prefix: str = "  reader: ") -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = _is_tty(self.stream)
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._current: Optional[str] = None  # text on the live line (terminal only)
+        self._last: Optional[tuple[str, ...]] = None
+
+    def show(self, information: Sequence[str], note: str = "") -> None:
+        """Display the reader's lines (and an optional short note) if they changed."""
+        lines = tuple(str(line) for line in information) + ((note,) if note else ())
+        with self._lock:
+            if lines == self._last:
+                return
+            self._last = lines
+            text = self.prefix + " | ".join(line for line in lines if line)
+            if self.live:
+                self.stream.write(_ERASE_LINE + text)
+                self._current = text
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def print(self, text: str = "") -> None:
+        """Write ``text`` as its own line(s), keeping the live line intact below it."""
+        with self._lock:
+            if self.live and self._current is not None:
+                self.stream.write(_ERASE_LINE + text + "\n" + self._current)
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def prompt(self, question: str) -> None:
+        """Write a question (no newline) on a fresh line; the answer follows it."""
+        with self._lock:
+            if self.live and self._current is not None:
+                self.stream.write("\n")
+                self._current = None
+            self.stream.write(question)
+            self.stream.flush()
+
+    def finish(self) -> None:
+        """End the live line (a newline on a terminal) and forget what was shown."""
+        with self._lock:
+            if self.live and self._current is not None:
+                self.stream.write("\n")
+                self.stream.flush()
+            self._current = None
+            self._last = None
+
+
+class StdinLines:
+    """Lines of standard input, read by one daemon thread and handed out on demand.
+
+    :meth:`read` waits for the next line but gives up when ``cancel`` is set
+    (returning ``None``), and returns ``None`` at end of input.
+    """
+
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self._stream = stream if stream is not None else sys.stdin
+        self._lines: queue.SimpleQueue[Optional[str]] = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._eof = False
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._pump, name="payprotocol-stdin", daemon=True
+                )
+                self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for line in self._stream:
+                self._lines.put(line.rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass
+        self._lines.put(None)
+
+    def read(self, cancel: Optional[threading.Event] = None) -> Optional[str]:
+        """The next line without its newline; ``None`` at end of input or when
+        ``cancel`` gets set while waiting."""
+        if self._eof:
+            return None
+        self._start()
+        while True:
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    return None
+                continue
+            if line is None:
+                self._eof = True
+            return line
+
+
+def money(amount: Optional[Decimal], currency: Optional[str]) -> str:
+    """``10.00 EUR``; an absent amount is shown as ``-``."""
+    if amount is None:
+        return "-"
+    return f"{amount} {currency or ''}".rstrip()
+
+
+def describe_transaction(transaction: m.Transaction) -> List[str]:
+    """A few human-readable lines about a transaction (its outcome first)."""
+    status = str(transaction.status) if transaction.status is not None else "UNKNOWN"
+    headline = f"{status}: {transaction.type or 'transaction'} of "
+    headline += money(transaction.amount, transaction.currency)
+    details = transaction.status_details
+    if details is not None and details.code and details.code != status:
+        headline += f" ({details.code}"
+        headline += f": {details.description})" if details.description else ")"
+    lines = [headline]
+    card = transaction.card_details
+    if card is not None and (card.scheme or card.masked_card_number):
+        lines.append(f"  card:              {card.scheme or ''} {card.masked_card_number or ''}")
+    if transaction.included_tip_amount:
+        lines.append(
+            f"  tip included:      {money(transaction.included_tip_amount, transaction.currency)}"
+        )
+    lines.append(f"  transaction id:    {transaction.transaction_identifier or '-'}")
+    lines.append(f"  custom identifier: {transaction.custom_identifier or '-'}")
+    if transaction.referenced_transaction_identifier:
+        lines.append(f"  references:        {transaction.referenced_transaction_identifier}")
+    if transaction.captured is False:
+        lines.append("  captured:          no (a pre-authorisation: capture it later)")
+    return lines
+
+
+def transaction_json(transaction: m.Transaction) -> str:
+    """The transaction as its wire JSON object (amounts written exactly as held)."""
+    wire: Any = converter.unstructure(transaction, m.Transaction)
+    return codec.dumps(wire)
