@@ -1185,12 +1185,13 @@ class PayClient:
         try:
             self.abort_transaction(slot.resource)
         except PayProtocolError as exc:
-            logger.error("could not abort the transaction on %s: %s", slot.resource, exc)
-            slot.finish(
-                failure=PayProtocolError(
-                    f"an action needed an answer, no on_action handler is registered and the "
-                    f"abort was refused ({exc})"
-                )
+            # Still waiting, not silently: the server ends the step (its action
+            # timeout) or the sliding timeout makes the outcome unknown.
+            logger.error(
+                "could not abort the transaction on %s (%s): it waits for the server to end "
+                "it; register on_action to answer actions",
+                slot.resource,
+                exc,
             )
 
     def _run_callback(self, callback: Callable[[Any], None], argument: Any) -> None:

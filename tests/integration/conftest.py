@@ -1,0 +1,34 @@
+"""Shared fixtures: a real simulator listening on 127.0.0.1 (TCP and WebSocket)."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import pytest
+
+from payprotocol import PayClient
+from payprotocol.simulator import Simulator, SimulatorConfig
+
+FAST = SimulatorConfig(step_delay=0.005, slow_presentation=1.5, action_timeout=10.0)
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[Simulator]:
+    with Simulator(FAST) as sim:
+        yield sim
+
+
+@pytest.fixture(params=["tcp", "ws"])
+def url(request: pytest.FixtureRequest, simulator: Simulator) -> str:
+    simulator.set_faults(None)
+    return simulator.tcp_url if request.param == "tcp" else simulator.ws_url
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[PayClient]:
+    with PayClient(url, timeout=5, transaction_timeout=10) as client:
+        client.login("merchant-1", "secret-1")
+        yield client
+
+
+ClientFactory = Callable[..., PayClient]
