@@ -211,6 +211,11 @@ class PayServerEngine:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def busy(self) -> bool:
+        """True while any execute or amend is being played."""
+        with self._lock:
+            return bool(self._runs or self._threads)
+
     def running(self, resource: str) -> Optional[_ExecuteRun]:
         with self._lock:
             return self._runs.get(resource)

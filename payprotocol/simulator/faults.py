@@ -106,6 +106,7 @@ class FaultPlan:
 
         Raises ``ValueError`` naming the spec that is not understood.
         """
+        specs = list(specs)
         values: dict[str, object] = {}
         for group in specs:
             for spec in filter(None, (part.strip() for part in group.split(","))):
@@ -116,7 +117,10 @@ class FaultPlan:
                     cls._parse_one(values, name, value if has_value else None)
                 except ValueError as exc:
                     raise ValueError(f"fault {spec!r}: {exc}") from None
-        return cls(**values)  # type: ignore[arg-type]  # validated per key above
+        try:
+            return cls(**values)  # type: ignore[arg-type]  # types checked per key above
+        except ValueError as exc:
+            raise ValueError(f"fault {', '.join(specs)!r}: {exc}") from None
 
     @staticmethod
     def _parse_one(values: dict[str, object], name: str, value: Optional[str]) -> None:

@@ -522,6 +522,16 @@ class Simulator:
             self._stop_servers()
         log.info("simulator stopped")
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no transaction runs (every execute and amend has sent its
+        final response, or dropped it with its connection); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._engine.busy():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def restart(self) -> None:
         """:meth:`stop` then :meth:`start` on the same ports, keeping the store."""
         self.stop()

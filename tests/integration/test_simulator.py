@@ -46,8 +46,10 @@ def sim() -> Iterator[Simulator]:
 
 
 @pytest.fixture(autouse=True)
-def _no_faults(sim: Simulator) -> None:
+def _no_faults(sim: Simulator) -> Iterator[None]:
     sim.set_faults(FaultPlan())
+    yield
+    assert sim.wait_idle(), "a transaction is still running"
 
 
 @pytest.fixture(params=["tcp", "ws"])
