@@ -34,6 +34,7 @@ import getpass
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -836,6 +837,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         faults=faults,
     )
     _configure_simulator_logging(args.verbose)
+    _stop_on_signals()
     simulator = Simulator(config)
     try:
         simulator.start()
@@ -863,21 +865,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _configure_simulator_logging(verbosity: int) -> None:
-    # Each message the simulator sends or receives is logged (redacted) at INFO.
-    logging.getLogger("payprotocol.simulator").setLevel(
-        logging.DEBUG if verbosity >= 2 else logging.INFO
+    # The simulator logs every message it sends or receives (secrets redacted) at
+    # DEBUG, connections and outcomes at INFO; the websockets library only at -v.
+    logging.getLogger("payprotocol.simulator").setLevel(logging.DEBUG)
+    logging.getLogger("payprotocol.simulator.websockets").setLevel(
+        logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING
     )
-    root = logging.getLogger()
-    if root.level > logging.INFO:
-        for handler in root.handlers:
-            handler.setLevel(logging.NOTSET)
-        root.setLevel(logging.INFO)
-        logging.getLogger("payprotocol").setLevel(
-            logging.WARNING if verbosity == 0 else logging.NOTSET
-        )
-        logging.getLogger("payprotocol.simulator").setLevel(
-            logging.DEBUG if verbosity >= 2 else logging.INFO
-        )
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end ``simulate`` cleanly (as a KeyboardInterrupt).
+
+    A shell starts background jobs with SIGINT ignored; a server someone runs
+    from a script should still stop on Ctrl-C or ``kill -INT``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 # --- demo --------------------------------------------------------------------------------
