@@ -593,6 +593,7 @@ class Simulator:
             sock=listener,
             compression=None,
             max_size=self.config.max_frame_size,
+            close_timeout=1.0,  # a stop must not hang on a client that stopped reading
             process_request=self._check_path,
             logger=logging.getLogger("payprotocol.simulator.websockets"),
         )
