@@ -1,0 +1,81 @@
+"""Every script in ``samples/`` runs as documented against ``payprotocol simulate``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import pytest
+
+from .cli_support import MERCHANT, REPO, SECRET, Simulate, run_python
+
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulate]:
+    with Simulate() as simulator:
+        yield simulator
+
+
+def run_sample(name: str, url: str, *args: str) -> tuple[int, str, str]:
+    done = run_python(
+        [sys.executable, str(SAMPLES / name), "--url", url, "--merchant", MERCHANT, *args]
+    )
+    assert SECRET not in done.stdout + done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_every_sample_is_tested() -> None:
+    tested = {"plain_charge.py", "legacy_pos.py", "refund_and_lookup.py", "outcome_unknown.py"}
+    assert {path.name for path in SAMPLES.glob("*.py")} == tested
+
+
+def test_plain_charge(sim: Simulate) -> None:
+    code, out, err = run_sample("plain_charge.py", sim.tcp_url)
+    assert code == 0, err
+    assert "Status:         APPROVED" in out
+    assert "Amount:         5.00 EUR" in out
+
+
+def test_plain_charge_with_a_signature_over_websocket(sim: Simulate) -> None:
+    code, out, err = run_sample("plain_charge.py", sim.ws_url, "--amount", "10.00")
+    assert code == 0, err
+    assert "Amount:         10.00 EUR" in out
+
+
+def test_legacy_pos_answers_every_action_from_callbacks(sim: Simulate) -> None:
+    code, out, err = run_sample("legacy_pos.py", sim.tcp_url)
+    assert code == 0, err
+    assert "signature requested" in out
+    assert "application menu: choosing VISA CREDIT" in out
+    assert "credit or debit: choosing DEBIT" in out
+    assert "currency conversion offered" in out
+    assert "[display] Present card" in out
+    assert "4 of 4 sales approved" in out
+
+
+def test_refund_and_lookup(sim: Simulate) -> None:
+    code, out, err = run_sample("refund_and_lookup.py", sim.tcp_url)
+    assert code == 0, err
+    assert "Charge:  APPROVED 20.00 EUR" in out
+    assert "Refund:  APPROVED 10.00 EUR" in out
+    assert "Lookup by id:          CHARGE APPROVED 20.00 EUR" in out
+    assert "REFUND APPROVED 10.00" in out
+
+
+def test_outcome_unknown_looks_the_payment_up_instead_of_charging_again() -> None:
+    with Simulate("--fault", "drop-after=3") as simulator:
+        code, out, err = run_sample("outcome_unknown.py", simulator.tcp_url)
+        charges = simulator.stderr.text(settle=0.3).count("EXECUTE_TRANSACTION_REQUEST")
+    assert code == 0, err
+    assert "Outcome unknown" in out
+    assert "Not charging again" in out
+    assert "Found it: APPROVED 7.00 EUR" in out
+    assert charges == 1  # the simulator saw exactly one charge
+
+
+def test_outcome_unknown_without_a_fault_takes_the_normal_path(sim: Simulate) -> None:
+    code, out, err = run_sample("outcome_unknown.py", sim.tcp_url)
+    assert code == 0, err
+    assert "The response arrived normally: APPROVED" in out
