@@ -2,7 +2,7 @@
 
 Strategy: the reader's two ``information`` lines are the merchant's view of a
 payment, so they are shown as they are. On a terminal they live on one status
-line rewritten in place (carriage return + erase-line); on a pipe or a file
+line rewritten in place (carriage return, then spaces); on a pipe or a file
 each change becomes a plain line, so logs and tests read naturally. Callbacks
 run on the client's dispatcher thread while the main thread prints results,
 so every write goes through one lock.
@@ -17,6 +17,7 @@ have to wait for.
 from __future__ import annotations
 
 import queue
+import shutil
 import sys
 import threading
 from decimal import Decimal
@@ -34,8 +35,6 @@ __all__ = [
     "money",
     "transaction_json",
 ]
-
-_ERASE_LINE = "\r\x1b[K"
 
 #: Update states after which a reader shows nothing new. The final update is
 #: sent just before the final response, but it reaches the screen through the
@@ -62,7 +61,10 @@ class StatusLine:
 
     ``show`` is called from callbacks; ``print`` writes a normal line (clearing
     the status line first on a terminal, so the two never overlap); ``finish``
-    ends the live line so that later output starts on a fresh line.
+    ends the live line so that later output starts on a fresh line. The live
+    line is redrawn with a carriage return and spaces only (no ANSI escapes,
+    which older Windows consoles print literally), cut to the terminal width so
+    it never wraps.
     """
 
     def __init__(self, stream: Optional[TextIO] = None, *, prefix: str = "  reader: ") -> None:
@@ -82,7 +84,8 @@ class StatusLine:
             self._last = lines
             text = self.prefix + " | ".join(line for line in lines if line)
             if self.live:
-                self.stream.write(_ERASE_LINE + text)
+                text = text[: max(shutil.get_terminal_size().columns - 1, 20)]
+                self.stream.write(self._erase() + text)
                 self._current = text
             else:
                 self.stream.write(text + "\n")
@@ -92,7 +95,7 @@ class StatusLine:
         """Write ``text`` as its own line(s), keeping the live line intact below it."""
         with self._lock:
             if self.live and self._current is not None:
-                self.stream.write(_ERASE_LINE + text + "\n" + self._current)
+                self.stream.write(self._erase() + text + "\n" + self._current)
             else:
                 self.stream.write(text + "\n")
             self.stream.flush()
@@ -114,6 +117,11 @@ class StatusLine:
                 self.stream.flush()
             self._current = None
             self._last = None
+
+    def _erase(self) -> str:
+        if self._current is None:
+            return ""
+        return "\r" + " " * len(self._current) + "\r"
 
 
 class StdinLines:

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -89,6 +90,10 @@ logger = logging.getLogger("payprotocol.cli")
 
 _AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+_EXIT_CODES = (
+    "exit codes: 0 approved/accepted, 1 declined or aborted, 2 usage error, "
+    "3 connection or server error, 4 outcome unknown (look it up, never retry)"
+)
 _GIVE_UP_AFTER = 3  # Ctrl-C presses, while not abortable, before we stop waiting
 
 
@@ -164,10 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="payprotocol",
         description="Take card payments through a PayServer over the PayProtocol (P3).",
-        epilog=(
-            "exit codes: 0 approved/accepted, 1 declined or aborted, 2 usage error, "
-            "3 connection or server error, 4 outcome unknown (look it up, never retry)"
-        ),
+        epilog=_EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"payprotocol {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -177,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
         parents=[common],
         help="walk through every kind of payment against a built-in simulator",
@@ -197,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true", help="no pauses (for tests)")
     demo.set_defaults(handler=_cmd_demo, transport="tcp")
 
-    simulate = commands.add_parser(
+    simulate = _command(
+        commands,
         "simulate",
         parents=[common],
         help="run the PayServer simulator until Ctrl-C",
@@ -256,14 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument(
         "--timeout", type=_seconds, default=30.0, help="seconds to wait for a plain answer"
     )
+    remote.add_argument(
+        "--cafile", metavar="PEM", help="CA certificates to trust for tls:// and wss:// URLs"
+    )
     remote.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    devices = commands.add_parser(
-        "devices", parents=[remote], help="log in and list the card readers"
+    devices = _command(
+        commands, "devices", parents=[remote], help="log in and list the card readers"
     )
     devices.set_defaults(handler=_cmd_devices)
 
-    charge = commands.add_parser(
+    charge = _command(
+        commands,
         "charge",
         parents=[remote],
         help="charge a card on a reader",
@@ -294,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("refund", "refund a charge, fully or partly"),
         ("capture", "capture a pre-authorisation, fully or partly"),
     ):
-        amend = commands.add_parser(name, parents=[remote], help=helptext)
+        amend = _command(commands, name, parents=[remote], help=helptext)
         amend.add_argument("transaction", metavar="TRANSACTION_ID", help="the charge's identifier")
         amend.add_argument("--amount", type=parse_amount, help="partial amount (with --currency)")
         amend.add_argument("--currency", type=parse_currency, help="currency of --amount")
@@ -303,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         amend.add_argument("--receipts", action="store_true", help="print the receipts")
         amend.set_defaults(handler=_cmd_amend, kind=name)
 
-    tip = commands.add_parser("tip-adjust", parents=[remote], help="add a tip to a charge")
+    tip = _command(commands, "tip-adjust", parents=[remote], help="add a tip to a charge")
     tip.add_argument("transaction", metavar="TRANSACTION_ID", help="the charge's identifier")
     tip.add_argument("tip", metavar="TIP", type=parse_amount, help="the tip, e.g. 2.00")
     tip.add_argument("currency", metavar="CURRENCY", type=parse_currency)
@@ -312,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     tip.add_argument("--receipts", action="store_true", help="print the receipts")
     tip.set_defaults(handler=_cmd_amend, kind="tip-adjust", amount=None)
 
-    lookup = commands.add_parser(
+    lookup = _command(
+        commands,
         "lookup",
         parents=[remote],
         help="look a transaction up (by identifier or custom identifier)",
@@ -327,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("--custom-identifier", help="the custom identifier given when charging")
     lookup.add_argument("--receipts", action="store_true", help="print the receipts")
     lookup.set_defaults(handler=_cmd_lookup)
+    return parser
+
+
+def _command(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, epilog=_EXIT_CODES, **kwargs)
     return parser
 
 
@@ -386,7 +400,13 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
     if not args.merchant:
         raise UsageError(f"give --merchant ID (or set {MERCHANT_ENV})")
     secret = _merchant_secret(args.merchant)
-    client = PayClient(args.url, timeout=args.timeout)
+    ssl_context = None
+    if args.cafile:
+        try:
+            ssl_context = ssl.create_default_context(cafile=args.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot use --cafile {args.cafile}: {exc}") from None
+    client = PayClient(args.url, timeout=args.timeout, ssl_context=ssl_context)
     try:
         try:
             client.connect()
