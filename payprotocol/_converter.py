@@ -19,12 +19,13 @@ from __future__ import annotations
 import datetime
 import enum
 import sys
+import types
 from decimal import Decimal
-from typing import Any, Callable, Dict, Union, get_args, get_origin
+from typing import Any, Callable, Dict, List, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_unstructure_fn, override
 
 __all__ = ["converter", "to_camel"]
 
@@ -53,7 +54,10 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     if isinstance(value, str):
-        return Decimal(value)  # tolerated: a server that quotes its amounts
+        amount = Decimal(value)  # tolerated: a server that quotes its amounts
+        if amount.is_finite():  # not "NaN" or "Infinity": no JSON number can carry those
+            return amount
+        raise ValueError(f"amount {value!r} is not a finite number")
     raise TypeError(f"expected a JSON number for an amount, got {type(value).__name__}")
 
 
@@ -78,11 +82,115 @@ def _structure_str(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
+def _structure_bool(value: Any, _: Any) -> bool:
+    # Strict: cattrs' default is bool(value), which makes "false" true.
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    # Strict: cattrs' default is int(value), which truncates 12.5 and accepts true.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a JSON integer, got {value!r}")
+
+
 converter.register_structure_hook(Decimal, _structure_decimal)
 converter.register_unstructure_hook(Decimal, lambda value: value)
 converter.register_structure_hook(datetime.datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime.datetime, _unstructure_datetime)
 converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(int, _structure_int)
+
+
+def _hook(type_: Any) -> Callable[[Any, Any], Any]:
+    """The structure hook of ``type_``, resolved once (cattrs 23.2 lacks a public getter)."""
+    dispatch: Any = converter._structure_func.dispatch
+    hook: Callable[[Any, Any], Any] = dispatch(type_)
+    return hook
+
+
+# --- containers: strict about the JSON type, hooks bound once -----------------
+
+
+def _optional_inner(type_: Any) -> Any:
+    """``X`` of ``Optional[X]`` (two-member union with None), else None."""
+    if get_origin(type_) not in _UNION_ORIGINS:
+        return None
+    args = get_args(type_)
+    if len(args) != 2 or type(None) not in args:
+        return None
+    return args[0] if args[1] is type(None) else args[1]
+
+
+def _make_optional_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    # cattrs' own Optional handling dispatches on the inner type at every call,
+    # the single largest cost of decoding a transaction; bind it once instead.
+    inner = _optional_inner(type_)
+    hook = _hook(inner)
+
+    def structure(value: Any, _: Any) -> Any:
+        return None if value is None else hook(value, inner)
+
+    return structure
+
+
+def _is_list(type_: Any) -> bool:
+    return get_origin(type_) in (list, List)
+
+
+def _make_list_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    (item_type,) = get_args(type_) or (Any,)
+    if item_type is Any:
+
+        def structure_any(value: Any, _: Any) -> Any:
+            if not isinstance(value, list):
+                raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+            return list(value)
+
+        return structure_any
+    hook = _hook(item_type)
+
+    def structure(value: Any, _: Any) -> Any:
+        # Strict: cattrs would iterate a string into a list of characters.
+        if not isinstance(value, list):
+            raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+        return [hook(item, item_type) for item in value]
+
+    return structure
+
+
+def _is_str_dict(type_: Any) -> bool:
+    return get_origin(type_) in (dict, Dict) and get_args(type_)[:1] == (str,)
+
+
+def _make_dict_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    value_type = get_args(type_)[1]
+    if value_type is Any:
+
+        def structure_any(value: Any, _: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+            return dict(value)  # JSON keys are always strings; values stay as parsed
+
+        return structure_any
+    hook = _hook(value_type)
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        return {key: hook(item, value_type) for key, item in value.items()}
+
+    return structure
+
+
+converter.register_structure_hook_factory(
+    lambda type_: _optional_inner(type_) is not None, _make_optional_hook
+)
+converter.register_structure_hook_factory(_is_list, _make_list_hook)
+converter.register_structure_hook_factory(_is_str_dict, _make_dict_hook)
 
 
 # --- Union[SomeEnum, str]: tolerant enums ------------------------------------
@@ -150,19 +258,107 @@ def _overrides(cls: type) -> Dict[str, Any]:
     return result
 
 
+# Wire types that JSON parsing already yields exactly: the generated code checks
+# ``type(v) is T`` inline and calls the scalar hook only for anything else (which
+# converts what is tolerated, such as an int amount, or raises).
+_EXACT_TYPES = (str, bool, int, Decimal)
+
+
+def _field_source(field: attrs.Attribute[Any], i: int, namespace: Dict[str, Any]) -> str:
+    """Source that reads one field's wire value from ``data`` into ``v<i>``."""
+    key = to_camel(field.name)
+    inner = _optional_inner(field.type)
+    target = field.type if inner is None else inner
+    namespace[f"t{i}"], namespace[f"h{i}"] = target, _hook(target)
+    convert = f"v{i} = h{i}(v{i}, t{i})"
+    exact = target in _EXACT_TYPES
+    if field.default is attrs.NOTHING:  # required: KeyError names the missing wire key
+        test = f"type(v{i}) is not t{i}" if exact else "True"
+        return f"    v{i} = data[{key!r}]\n    if {test}:\n        {convert}\n"
+    if field.default is None:  # absent is None (explicit nulls went to extra_fields)
+        test = f"v{i} is not None" + (f" and type(v{i}) is not t{i}" if exact else "")
+        return f"    v{i} = data.get({key!r})\n    if {test}:\n        {convert}\n"
+    # A non-None default (a list, False): absent and explicit null both take it;
+    # the null itself is in extra_fields and written back (see _make_unstructure).
+    namespace[f"d{i}"] = field.default
+    is_factory = isinstance(field.default, attrs.Factory)  # type: ignore[arg-type]
+    default = f"d{i}.factory()" if is_factory else f"d{i}"
+    test = f"type(v{i}) is not t{i}" if exact else "True"
+    return (
+        f"    v{i} = data.get({key!r})\n"
+        f"    if v{i} is None:\n        v{i} = {default}\n"
+        f"    elif {test}:\n        {convert}\n"
+    )
+
+
+def _slot_setters(cls: type) -> Dict[str, Callable[[Any, Any], None]] | None:
+    """Slot setters of every field, when building ``cls`` needs nothing but them.
+
+    That is: slotted, no validators, converters or init hooks, and every field
+    not read from the wire (``extra_fields`` aside) defaults to ``None``.
+    """
+    if any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
+        return None
+    wire = {field.name for field in _wire_fields(cls)} | {"extra_fields"}
+    setters: Dict[str, Callable[[Any, Any], None]] = {}
+    for field in attrs.fields(cls):
+        descriptor = getattr(cls, field.name, None)
+        if (
+            not isinstance(descriptor, types.MemberDescriptorType)
+            or field.validator is not None
+            or field.converter is not None
+            or (field.name not in wire and field.default is not None)
+        ):
+            return None
+        setters[field.name] = descriptor.__set__
+    return setters
+
+
 def _make_structure(cls: type) -> Callable[[Any, Any], Any]:
-    generated: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, converter, **_overrides(cls))
-    known = frozenset(to_camel(field.name) for field in _wire_fields(cls))
-
-    def structure(data: Any, _: Any) -> Any:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
-        if not known.issuperset(data) or None in data.values():
-            extras = {k: v for k, v in data.items() if k not in known or v is None}
-            data = {k: v for k, v in data.items() if k not in extras}
-            data["extra_fields"] = extras
-        return generated(data, cls)
-
+    # Generated source rather than cattrs' make_dict_structure_fn: decoding a
+    # transaction builds ~60 small objects, and cattrs' per-field hook calls
+    # (Optional dispatch, a Python call per string) made typed decoding 6x the
+    # cost of json.loads; this keeps it under 3x (benchmarks/bench_codec.py).
+    attrs.resolve_types(cls)
+    fields = _wire_fields(cls)
+    known = frozenset(to_camel(field.name) for field in fields)
+    namespace: Dict[str, Any] = {"cls": cls, "known": known}
+    body = [_field_source(field, i, namespace) for i, field in enumerate(fields)]
+    setters = _slot_setters(cls)
+    if setters is None:
+        args = [
+            f"{getattr(field, 'alias', None) or field.name.lstrip('_')}=v{i}"
+            if field.kw_only
+            else f"v{i}"
+            for i, field in enumerate(fields)
+        ]
+        args.append("extra_fields=extras")
+        construct = f"    return cls({', '.join(args)})\n"
+    else:
+        # Fill the slots directly: half the cost of the frozen __init__, which
+        # does nothing else for these classes (checked by _slot_setters).
+        namespace["new"] = object.__new__
+        values = {field.name: f"v{i}" for i, field in enumerate(fields)}
+        values["extra_fields"] = "extras"
+        construct = "    inst = new(cls)\n"
+        for name, setter in setters.items():
+            namespace[f"set_{name}"] = setter
+            construct += f"    set_{name}(inst, {values.get(name, 'None')})\n"
+        construct += "    return inst\n"
+    source = (
+        "def structure(data, _):\n"
+        "    if not isinstance(data, dict):\n"
+        f"        raise TypeError('expected a JSON object for {cls.__name__}, got '"
+        " + type(data).__name__)\n"
+        "    if known.issuperset(data) and None not in data.values():\n"
+        "        extras = {}\n"
+        "    else:  # unknown keys and explicit nulls are kept, to be written back\n"
+        "        extras = {k: v for k, v in data.items() if k not in known or v is None}\n"
+        + "".join(body)
+        + construct
+    )
+    exec(compile(source, f"<payprotocol structure {cls.__qualname__}>", "exec"), namespace)
+    structure: Callable[[Any, Any], Any] = namespace["structure"]
     return structure
 
 
@@ -170,11 +366,26 @@ def _make_unstructure(cls: type) -> Callable[[Any], Any]:
     overrides = _overrides(cls)
     overrides["extra_fields"] = override(omit=True)
     generated: Callable[[Any], Any] = make_dict_unstructure_fn(cls, converter, **overrides)
+    # Fields with a non-None default (a list, False) always go on the wire; when
+    # one arrived as an explicit null and still holds its default, write the null.
+    defaults: Dict[str, Any] = {}
+    for field in _wire_fields(cls):
+        if field.default is not None and field.default is not attrs.NOTHING:
+            value = field.default
+            if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
+                value = value.factory()
+            defaults[to_camel(field.name)] = converter.unstructure(value)
 
     def unstructure(instance: Any) -> Any:
         wire = generated(instance)
         extras = instance.extra_fields
-        return {**extras, **wire} if extras else wire
+        if not extras:
+            return wire
+        merged = {**extras, **wire}
+        for key in defaults.keys() & extras.keys():
+            if extras[key] is None and merged[key] == defaults[key]:
+                merged[key] = None
+        return merged
 
     return unstructure
 

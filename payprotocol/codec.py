@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import attrs
 
 from . import models as m
-from ._converter import converter, to_camel
+from ._converter import _hook, converter, to_camel
 from .errors import ProtocolViolationError
 
 __all__ = [
@@ -66,7 +66,9 @@ MESSAGE_TYPES: Dict[str, type] = {
 # Requests that address no device carry an explicit ``"resource": null`` (3.5, 3.6).
 _NULL_RESOURCE_TYPES = frozenset({"AMEND_TRANSACTION_REQUEST", "GET_TRANSACTION_REQUEST"})
 _STATUS_TYPE: Any = Optional[Union[m.Status, str]]
+_structure_status = _hook(_STATUS_TYPE)  # resolved once: cattrs dispatch costs per call
 _ENVELOPE_KEYS = frozenset({"type", "tag", "resource", "status", "error", "version"})
+_NULLABLE_ENVELOPE_KEYS = ("tag", "status", "error", "version")
 # Data models that carry the envelope's tag/resource for callbacks.
 _CONTEXT_MODELS = frozenset(
     cls
@@ -160,7 +162,16 @@ def message_to_wire(message: m.Message) -> Dict[str, Any]:
         data = model() if message.data is None else message.data
         if not isinstance(data, model):
             raise TypeError(f"{message.type} carries {model.__name__}, not {type(data).__name__}")
-        wire[_DATA_KEYS[message.type]] = converter.unstructure(data, model)
+        key = _DATA_KEYS[message.type]
+        data_wire = converter.unstructure(data, model)
+        # The decoder keeps an explicit null data object in extra_fields; it stands
+        # as long as the data is still empty.
+        if not (
+            key in message.extra_fields
+            and message.extra_fields[key] is None
+            and data_wire == converter.unstructure(model(), model)
+        ):
+            wire[key] = data_wire
     return wire
 
 
@@ -172,6 +183,11 @@ def encode_message(message: m.Message) -> bytes:
 # --- decode --------------------------------------------------------------------
 
 
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN and Infinity, which are not JSON and cannot be re-encoded.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
     if isinstance(payload, str):
         text = payload
@@ -181,7 +197,7 @@ def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
         except UnicodeDecodeError as exc:
             raise ProtocolViolationError(f"message is not valid UTF-8: {exc}") from None
     try:
-        value = json.loads(text, parse_float=Decimal)
+        value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
     except ValueError as exc:  # JSONDecodeError, and big-int limits
         raise ProtocolViolationError(f"message is not valid JSON: {exc}") from None
     except RecursionError:
@@ -218,16 +234,19 @@ def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Messa
     extras = {k: v for k, v in raw.items() if k not in _ENVELOPE_KEYS and k != key}
     if resource is None and "resource" in raw and message_type not in _NULL_RESOURCE_TYPES:
         extras["resource"] = None  # keep an explicit null the encoder would not write
+    for name in _NULLABLE_ENVELOPE_KEYS:
+        if name in raw and raw[name] is None:
+            extras[name] = None  # likewise; the encoder writes a non-None value over it
     try:
-        status: Optional[Union[m.Status, str]] = converter.structure(
-            raw.get("status"), _STATUS_TYPE
-        )
+        status: Optional[Union[m.Status, str]] = _structure_status(raw.get("status"), _STATUS_TYPE)
         error_object = raw.get("error")
         error = None if error_object is None else converter.structure(error_object, m.ErrorDetails)
         if version is not None and not isinstance(version, str):
             extras["version"] = version  # unexpected type: keep it verbatim
             version = None
         data_object = raw.get(key)
+        if data_object is None and key in raw:
+            extras[key] = None  # an explicit null data object is written back as null
         if model is None:
             return m.RawMessage(
                 message_type,
@@ -239,17 +258,14 @@ def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Messa
                 version,
                 extra_fields=extras,
             )
-        if data_object is None:
-            if key in raw:
-                extras[key] = None
-            data = model()
-        else:
-            data = converter.structure(data_object, model)
+        data = model() if data_object is None else converter.structure(data_object, model)
         if model in _CONTEXT_MODELS:
             data = attrs.evolve(data, tag=tag, resource=resource)
     except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
+        # A KeyError carries the wire key of a missing required field.
+        problem = f"missing required field {exc.args[0]!r}" if type(exc) is KeyError else repr(exc)
         raise ProtocolViolationError(
-            f"{message_type} (tag {tag!r}) does not fit the contract: {exc!r}", raw=raw
+            f"{message_type} (tag {tag!r}) does not fit the contract: {problem}", raw=raw
         ) from exc
     return m.Message(message_type, tag, resource, data, status, error, version, extra_fields=extras)
 

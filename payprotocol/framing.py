@@ -53,8 +53,9 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes received that do not yet form a complete frame."""
-        return len(self._header) + len(self._body)
+        """Bytes received that do not yet form a complete frame (header included)."""
+        header = _HEADER_SIZE if self._expected >= 0 else len(self._header)
+        return header + len(self._body)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Consume ``data``; return every body completed by it."""

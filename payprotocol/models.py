@@ -90,8 +90,15 @@ def _sensitive() -> Any:
     return attrs.field(default=None, repr=_mask, metadata={"sensitive": True})
 
 
+def _redacted_repr(value: object) -> str:
+    """``repr`` with secrets masked: unknown fields and raw data may hold one too."""
+    from .codec import redact  # late import: codec imports this module
+
+    return repr(redact(value))
+
+
 def _extra() -> Any:
-    return attrs.field(factory=dict, kw_only=True, repr=lambda v: repr(v) if v else "{}")
+    return attrs.field(factory=dict, kw_only=True, repr=lambda v: _redacted_repr(v) if v else "{}")
 
 
 def _context() -> Any:
@@ -598,7 +605,7 @@ class Message:
     type: str
     tag: Optional[str] = None
     resource: Optional[str] = None
-    data: Any = None
+    data: Any = attrs.field(default=None, repr=_redacted_repr)
     status: Optional[Union[Status, str]] = None
     error: Optional[ErrorDetails] = None
     version: Optional[str] = None
