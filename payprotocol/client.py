@@ -1060,14 +1060,13 @@ class PayClient:
                 self._route(message)
         except ProtocolViolationError as exc:
             logger.error("closing the connection: the server broke the protocol: %s", exc)
-            transport.close()
             failure = exc
         except ConnectionLostError as exc:
             failure = exc
         except Exception as exc:  # a bug must still end every wait
             logger.exception("reader thread failed")
-            transport.close()
             failure = ConnectionLostError(f"reader failed: {exc!r}")
+        transport.close()  # idempotent; releases the socket of a dead connection now
         self._connection_ended(transport, failure)
 
     def _fail_one(self, violation: ProtocolViolationError) -> bool:

@@ -1,0 +1,261 @@
+"""Never lose a payment: drops at every message, duplicates, late and
+malformed responses, a server restart, reconnect, the journal and recover(),
+over framed TCP and WebSocket against the real simulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import psutil
+import pytest
+
+from payprotocol import (
+    ConnectionLostError,
+    ConnectionState,
+    PayClient,
+    ProtocolViolationError,
+    ReconnectPolicy,
+    TransactionOutcomeUnknownError,
+)
+from payprotocol import models as m
+from payprotocol.simulator import MALFORMED_KINDS, FaultPlan, Simulator, SimulatorConfig
+
+pytestmark = pytest.mark.timeout(120)
+
+READER = "devices/reader1"
+# A signature charge: 8 updates, the SIGNATURE action and the final response.
+SIGNATURE_CHARGE_MESSAGES = 10
+QUICK = SimulatorConfig(step_delay=0.005, slow_presentation=1.0, action_timeout=0.3)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(QUICK) as simulator:
+        yield simulator
+
+
+@pytest.fixture(params=["tcp", "ws"])
+def url(request: pytest.FixtureRequest, sim: Simulator) -> Iterator[str]:
+    sim.set_faults(None)
+    yield sim.tcp_url if request.param == "tcp" else sim.ws_url
+    sim.set_faults(None)
+
+
+def sign(client: PayClient) -> Any:
+    return lambda action: client.submit_signature(action.resource, on_receipt=True)
+
+
+def wait_stored(sim: Simulator, custom_identifier: str, timeout: float = 5.0) -> m.Transaction:
+    """The simulator's own final record of a transaction (the truth to compare)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stored = sim.store.get_by_custom_identifier(custom_identifier)
+        if stored is not None and stored.status not in ("PENDING", "INITIALIZED"):
+            return stored
+        time.sleep(0.02)
+    raise AssertionError(f"the simulator never finished {custom_identifier}")
+
+
+def recover_until_resolved(url: str, journal: Path, timeout: float = 5.0) -> List[Any]:
+    """recover() in a fresh client until nothing is pending (the reader may
+    still be finishing the transaction the first time we ask)."""
+    deadline = time.monotonic() + timeout
+    results: List[Any] = []
+    with PayClient(url, timeout=5, journal=journal) as client:
+        client.login("merchant-1", "secret-1")
+        while client.pending_outcomes() and time.monotonic() < deadline:
+            results.extend(r for r in client.recover() if r.resolved)
+            time.sleep(0.1)
+        assert client.pending_outcomes() == []
+    return results
+
+
+@pytest.mark.parametrize("drop_after", range(1, SIGNATURE_CHARGE_MESSAGES + 1))
+def test_drop_after_every_message(
+    url: str, sim: Simulator, tmp_path: Path, drop_after: int
+) -> None:
+    journal = tmp_path / "pos.sqlite"
+    sim.set_faults(FaultPlan(drop_after=drop_after))
+    custom_identifier = f"drop-{drop_after}-{url[:3]}-{time.monotonic_ns()}"
+    outcome: Any
+    with PayClient(url, timeout=5, journal=journal) as client:
+        client.login("merchant-1", "secret-1")
+        started = time.monotonic()
+        try:
+            outcome = client.charge(
+                READER,
+                Decimal("10.00"),
+                "EUR",
+                custom_identifier=custom_identifier,
+                on_action=sign(client),
+            )
+        except TransactionOutcomeUnknownError as exc:
+            outcome = exc
+        elapsed = time.monotonic() - started
+    sim.set_faults(None)
+    assert elapsed < 2.0
+    if drop_after == SIGNATURE_CHARGE_MESSAGES:
+        # The final response itself arrived before the drop.
+        assert isinstance(outcome, m.Transaction) and outcome.status == "APPROVED"
+        return
+    assert isinstance(outcome, TransactionOutcomeUnknownError)
+    assert outcome.custom_identifier == custom_identifier
+    recovered = recover_until_resolved(url, journal)
+    truth = sim.store.get_by_custom_identifier(custom_identifier)
+    assert truth is not None
+    assert [r.transaction.status for r in recovered] == [truth.status]
+    assert recovered[0].transaction.transaction_identifier == truth.transaction_identifier
+
+
+def test_duplicate_response_goes_to_late_results(url: str, sim: Simulator) -> None:
+    sim.set_faults(FaultPlan(duplicate_response=True))
+    late: List[m.Message] = []
+    arrived = threading.Event()
+    with PayClient(url, timeout=5) as client:
+        client.login("merchant-1", "secret-1")
+        client.on_late_result(lambda message: (late.append(message), arrived.set()))
+        tx = client.charge(READER, Decimal("2.00"), "EUR")
+        assert arrived.wait(3)
+    assert tx.status == "APPROVED"
+    assert late[0].type == "EXECUTE_TRANSACTION_RESPONSE"
+    assert late[0].data.transaction.transaction_identifier == tx.transaction_identifier
+
+
+def test_late_response_is_recorded_in_the_journal(url: str, sim: Simulator, tmp_path: Path) -> None:
+    sim.set_faults(FaultPlan(late_response=1.0))
+    late = threading.Event()
+    with PayClient(
+        url, timeout=5, transaction_timeout=0.5, journal=tmp_path / "j.sqlite"
+    ) as client:
+        client.login("merchant-1", "secret-1")
+        client.on_late_result(lambda message: late.set())
+        with pytest.raises(TransactionOutcomeUnknownError):
+            client.charge(READER, Decimal("2.00"), "EUR")
+        assert len(client.pending_outcomes()) == 1
+        assert late.wait(5)
+        deadline = time.monotonic() + 3
+        while client.pending_outcomes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.pending_outcomes() == []  # the late response settled it
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_malformed_message_mid_transaction(url: str, sim: Simulator, kind: str) -> None:
+    sim.set_faults(FaultPlan(malformed=kind))
+    with PayClient(url, timeout=5) as client:
+        client.login("merchant-1", "secret-1")
+        started = time.monotonic()
+        with pytest.raises(TransactionOutcomeUnknownError) as caught:
+            client.charge(READER, Decimal("2.00"), "EUR")
+        assert time.monotonic() - started < 2.0
+        assert isinstance(caught.value.__cause__, ProtocolViolationError)
+        assert not client.connected
+    wait_stored(sim, caught.value.custom_identifier or "")
+
+
+def test_unknown_fields_enums_and_types_are_tolerated(url: str, sim: Simulator) -> None:
+    sim.set_faults(FaultPlan(unknown_fields=True, unknown_enums=True, unknown_message_type=True))
+    seen: List[Any] = []
+    with PayClient(url, timeout=5) as client:
+        login = client.login("merchant-1", "secret-1")
+        tx = client.charge(READER, Decimal("2.00"), "EUR", on_update=seen.append)
+    assert tx.status == "APPROVED"
+    assert tx.extra_fields  # unknown keys kept on the model
+    assert any(isinstance(update, m.RawMessage) for update in seen)
+    assert any(getattr(update, "state", None) == "WAITING_FOR_BIOMETRICS" for update in seen)
+    assert any(device.comlink == "NFC_BRIDGE" for device in login.devices)
+
+
+def test_server_restart_mid_transaction_then_reconnect_and_recover(
+    url: str, sim: Simulator, tmp_path: Path
+) -> None:
+    states: List[ConnectionState] = []
+    policy = ReconnectPolicy(initial_delay=0.05, max_delay=0.5, jitter=0.1)
+    with PayClient(url, timeout=5, reconnect=policy, journal=tmp_path / "pos.sqlite") as client:
+        client.on_connection_state(states.append)
+        client.login("merchant-1", "secret-1")
+        restarter = threading.Timer(0.3, sim.restart)
+        restarter.start()
+        custom_identifier = f"restart-{time.monotonic_ns()}"
+        try:  # slow card: still running when the server goes down
+            outcome: Any = client.charge(
+                READER, Decimal("20.09"), "EUR", custom_identifier=custom_identifier
+            )
+        except TransactionOutcomeUnknownError as exc:
+            outcome = exc
+        restarter.join()
+        assert client.wait_connected(5)  # reconnected and logged in again by itself
+        truth = wait_stored(sim, custom_identifier)
+        if isinstance(outcome, m.Transaction):  # the final response beat the shutdown
+            assert outcome.status == truth.status
+            assert client.pending_outcomes() == []
+        else:
+            [recovered] = client.recover()
+            assert recovered.resolved
+            assert recovered.pending.custom_identifier == custom_identifier
+            assert recovered.transaction is not None
+            assert recovered.transaction.status == truth.status
+            assert client.pending_outcomes() == []
+    assert ConnectionState.DISCONNECTED in states and ConnectionState.RECONNECTING in states
+    assert states[-1] == ConnectionState.CLOSED
+    assert states.count(ConnectionState.CONNECTED) >= 1
+
+
+def test_requests_fail_fast_while_reconnecting(url: str, sim: Simulator) -> None:
+    policy = ReconnectPolicy(initial_delay=0.5, max_delay=0.5, jitter=0.0)
+    with PayClient(url, timeout=5, reconnect=policy) as client:
+        client.login("merchant-1", "secret-1")
+        sim.restart()
+        deadline = time.monotonic() + 3
+        while client.state is ConnectionState.CONNECTED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(ConnectionLostError):
+            client.get_transaction(custom_identifier="x")
+        assert time.monotonic() - started < 0.2
+        assert client.wait_connected(5)
+        with pytest.raises(Exception) as caught:
+            client.get_transaction(custom_identifier="never-existed")
+        assert "TRANSACTION_NOT_FOUND" in str(caught.value)  # logged in again: not NOT_LOGGED_IN
+
+
+def settled(measure: Any, expected: int, timeout: float = 3.0) -> int:
+    """``measure()`` once it equals ``expected`` or the timeout passed: the
+    in-process simulator closes its side of each connection asynchronously."""
+    deadline = time.monotonic() + timeout
+    value = measure()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = measure()
+    return int(value)
+
+
+def test_threads_and_descriptors_back_after_close(url: str, sim: Simulator) -> None:
+    process = psutil.Process()
+    server_ports = {sim.tcp_port, sim.ws_port}
+
+    def client_sockets() -> int:  # our side of connections to the simulator
+        return sum(
+            1 for c in process.net_connections("tcp") if c.raddr and c.raddr.port in server_ports
+        )
+
+    def cycle() -> None:
+        with PayClient(url, timeout=5, reconnect=ReconnectPolicy()) as client:
+            client.login("merchant-1", "secret-1")
+            client.charge(READER, Decimal("2.00"), "EUR")
+
+    cycle()  # warm-up: lazy imports, the simulator's first threads
+    time.sleep(0.3)
+    threads_before = threading.active_count()
+    fds_before = process.num_fds()
+    for _ in range(5):
+        cycle()
+    assert client_sockets() == 0, process.net_connections("tcp")
+    assert settled(threading.active_count, threads_before) == threads_before
+    # The in-process simulator may still be closing older server-side sockets,
+    # so the total may drop; it must never grow.
+    assert settled(process.num_fds, fds_before) <= fds_before
