@@ -206,16 +206,16 @@ class _Tour:
             step.note = details.code
 
     def receipts(self, transaction: Optional[m.Transaction], *, merchant: bool) -> None:
+        """Print one receipt as a 40-column printer would (the merchant's copy
+        carries the signature line)."""
         if transaction is None:
             return
         from .receipts import format_receipt
 
-        chosen = [transaction.merchant_receipt] if merchant else []
-        chosen.append(transaction.customer_receipt)
-        for receipt in chosen:
-            if receipt is not None:
-                self.out.print(_framed(format_receipt(receipt, width=40)))
-                self.out.print()
+        receipt = transaction.merchant_receipt if merchant else transaction.customer_receipt
+        if receipt is not None:
+            self.out.print(_framed(format_receipt(receipt, width=40)))
+            self.out.print()
 
 
 def _short(identifier: Optional[str]) -> str:
