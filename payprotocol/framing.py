@@ -13,6 +13,7 @@ is buffered: a hostile ``0xFFFFFFFF`` costs nothing.
 from __future__ import annotations
 
 import struct
+from typing import Optional
 
 from .errors import ProtocolViolationError
 
@@ -37,7 +38,9 @@ class FrameDecoder:
 
     ``feed(chunk)`` returns the bodies completed by that chunk, in order. After a
     :class:`ProtocolViolationError` the stream cannot be resynchronised, so the
-    decoder stays broken and every later ``feed`` raises again.
+    decoder stays broken and every later ``feed`` raises again. Complete bodies
+    that precede a bad header in the same chunk are still returned first; the
+    violation is then raised by the next ``feed`` (see :attr:`broken`).
     """
 
     __slots__ = ("_body", "_broken", "_expected", "_header", "max_frame_size")
@@ -50,6 +53,11 @@ class FrameDecoder:
         self._body = bytearray()
         self._expected = -1  # body length once the header is complete
         self._broken: ProtocolViolationError | None = None
+
+    @property
+    def broken(self) -> Optional[ProtocolViolationError]:
+        """The violation that broke the stream, or None while it is healthy."""
+        return self._broken
 
     @property
     def buffered(self) -> int:
@@ -71,7 +79,14 @@ class FrameDecoder:
                 position += take
                 if len(self._header) < _HEADER_SIZE:
                     break
-                self._expected = self._check_length(_HEADER.unpack(self._header)[0])
+                try:
+                    self._expected = self._check_length(_HEADER.unpack(self._header)[0])
+                except ProtocolViolationError:
+                    if bodies:
+                        # Hand over the good messages first (one may be a payment's
+                        # final response); the next feed raises.
+                        return bodies
+                    raise
                 self._header.clear()
             take = min(self._expected - len(self._body), end - position)
             if take == self._expected:

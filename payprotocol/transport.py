@@ -116,6 +116,8 @@ class TcpTransport:
         while not self._ready:
             if self._closed.is_set():
                 raise ConnectionLostError("the connection is closed")
+            if self._decoder.broken is not None:  # after the good messages before it
+                raise ProtocolViolationError(str(self._decoder.broken))
             try:
                 chunk = self._sock.recv(_RECV_SIZE)
             except OSError as exc:

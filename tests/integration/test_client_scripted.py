@@ -528,3 +528,22 @@ def test_message_that_does_not_fit_fails_only_its_request(serve: Serve) -> None:
         with pytest.raises(ProtocolViolationError):
             client.get_transaction(transaction_identifier="x")
         assert client.get_transaction(transaction_identifier="y").transaction_identifier == "y"
+
+
+def test_final_response_before_a_broken_frame_is_not_lost() -> None:
+    from payprotocol import codec
+    from payprotocol.framing import encode_frame
+
+    def handler(peer: Peer) -> None:
+        request = peer.recv()
+        good = encode_frame(codec.encode_message(final(request)))
+        peer.send_wire(good + b"\xff\xff\xff\xff")  # one write: the answer, then garbage
+        time.sleep(1)
+
+    with ScriptedServer("tcp", handler) as server, PayClient(server.url, timeout=5) as client:
+        tx = client.charge("devices/r1", Decimal("10.00"), "EUR")
+        assert tx.status == "APPROVED"
+        deadline = time.monotonic() + 2
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not client.connected  # the violation still closes the connection

@@ -206,11 +206,15 @@ def test_decoder_stays_broken_after_a_violation() -> None:
 
 
 def test_violation_after_good_frames_in_the_same_chunk() -> None:
-    # The frames before the bad header are lost with the exception; the stream
-    # is untrustworthy from there on anyway and the connection gets dropped.
+    # The good frames before a bad header are delivered (one may be a payment's
+    # final response); the violation surfaces on the next feed and via .broken.
     decoder = FrameDecoder()
+    assert decoder.feed(encode_frame(b"ok") + _header(0) + b"junk") == [b"ok"]
+    assert decoder.broken is not None
     with pytest.raises(ProtocolViolationError):
-        decoder.feed(encode_frame(b"ok") + _header(0))
+        decoder.feed(b"")
+    with pytest.raises(ProtocolViolationError):
+        decoder.feed(encode_frame(b"more"))
 
 
 @pytest.mark.timeout(60)
