@@ -74,6 +74,7 @@ class StatusLine:
         self._lock = threading.Lock()
         self._current: Optional[str] = None  # text on the live line (terminal only)
         self._last: Optional[tuple[str, ...]] = None
+        self._mid_line = False  # a question waits for its answer on the current line
 
     def show(self, information: Sequence[str], note: str = "") -> None:
         """Display the reader's lines (and an optional short note) if they changed."""
@@ -83,6 +84,7 @@ class StatusLine:
                 return
             self._last = lines
             text = self.prefix + " | ".join(line for line in lines if line)
+            self._end_question()
             if self.live:
                 text = text[: max(shutil.get_terminal_size().columns - 1, 20)]
                 self.stream.write(self._erase() + text)
@@ -94,6 +96,7 @@ class StatusLine:
     def print(self, text: str = "") -> None:
         """Write ``text`` as its own line(s), keeping the live line intact below it."""
         with self._lock:
+            self._end_question()
             if self.live and self._current is not None:
                 self.stream.write(self._erase() + text + "\n" + self._current)
             else:
@@ -106,17 +109,39 @@ class StatusLine:
             if self.live and self._current is not None:
                 self.stream.write("\n")
                 self._current = None
+            self._end_question()
             self.stream.write(question)
+            self.stream.flush()
+            self._mid_line = True
+
+    def answered(self, answer: Optional[str]) -> None:
+        """The question got ``answer`` (``None``: it never will). On a terminal
+        the user's Enter already ended the line; elsewhere the answer is echoed
+        after the question, so a log reads ``question? y``."""
+        with self._lock:
+            if not self._mid_line:
+                return
+            self._mid_line = False
+            if answer is None:
+                self.stream.write("\n")
+            elif not self.live:
+                self.stream.write(answer + "\n")
             self.stream.flush()
 
     def finish(self) -> None:
         """End the live line (a newline on a terminal) and forget what was shown."""
         with self._lock:
+            self._end_question()
             if self.live and self._current is not None:
                 self.stream.write("\n")
                 self.stream.flush()
             self._current = None
             self._last = None
+
+    def _end_question(self) -> None:
+        if self._mid_line:  # never continue a line that holds a question
+            self.stream.write("\n")
+            self._mid_line = False
 
     def _erase(self) -> str:
         if self._current is None:

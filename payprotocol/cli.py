@@ -613,10 +613,7 @@ class _InteractiveCharge:
     def _ask(self, question: str) -> Optional[str]:
         self.status.prompt(question)
         answer = self.answers.read(cancel=self.finished)
-        if answer is None:
-            self.status.print("")
-        elif not self.status.live:
-            self.status.print(answer)  # echo, so a log shows what was answered
+        self.status.answered(answer)
         return None if answer is None else answer.strip()
 
     def _on_action(self, action: m.ExecuteTransactionAction) -> None:

@@ -347,3 +347,46 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
     for name in ("demo", "simulate", "devices", "charge", "refund", "capture", "tip-adjust"):
         assert name in done.stdout
     assert re.search(r"4 outcome\s+unknown", done.stdout)
+
+
+@posix_only
+def test_ctrl_c_while_not_abortable_waits_and_only_a_third_press_gives_up(sim: Simulate) -> None:
+    process = subprocess.Popen(
+        command(*remote(sim, "charge", "reader2", "10.00", "EUR", "--custom-identifier", "sig-1")),
+        stdin=subprocess.PIPE,  # never answers the signature question
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        out, err = LineReader(process.stdout), LineReader(process.stderr)
+        err.wait_for(r"asks for the shopper's signature")
+        process.send_signal(signal.SIGINT)
+        err.wait_for(r"cannot abort at this step.*2 more")
+        assert process.poll() is None  # still waiting for the result
+        process.send_signal(signal.SIGINT)
+        err.wait_for(r"1 more")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    finally:
+        stop(process)
+    assert process.returncode == 4
+    text = err.text(settle=0.2)
+    assert "OUTCOME UNKNOWN" in text and "--custom-identifier sig-1" in text
+    assert out.text() == ""
+
+
+def test_demo_names_the_step_that_went_wrong(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from payprotocol import _cli_demo
+
+    def wrong_lookup(self: object, step: object, charge: object) -> None:
+        step.got = "another transaction"  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(_cli_demo._Tour, "lookup", wrong_lookup)
+    assert main(["demo", "--fast"]) == 1
+    out = capsys.readouterr().out
+    assert "demo FAILED: step 7 (Look the 10.00 charge up by custom identifier)" in out
