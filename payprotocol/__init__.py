@@ -20,6 +20,7 @@ from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from .journal import Journal, JournalEntry, JournalError, PendingOutcome
 from .models import *  # noqa: F403 - the models' __all__ is public API
 from .models import __all__ as _model_names
+from .receipts import format_receipt
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "decode_message",
     "encode_frame",
     "encode_message",
+    "format_receipt",
     "redact",
     "redacted_text",
     *_model_names,
