@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any, Callable, Dict, Mapping, Optional, Union
@@ -175,9 +176,19 @@ def message_to_wire(message: m.Message) -> Dict[str, Any]:
     return wire
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode_message(message: m.Message) -> bytes:
     """UTF-8 JSON bytes of one P3 message (frame it for TCP, send as text on WebSocket)."""
-    return dumps(message_to_wire(message)).encode("utf-8")
+    text = dumps(message_to_wire(message))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate arrives as a legal JSON escape ("\\ud800") but has no
+        # UTF-8 form; write it back as the same escape. It can only sit inside a
+        # JSON string, so escaping it in the text is exact.
+        return _LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text).encode()
 
 
 # --- decode --------------------------------------------------------------------

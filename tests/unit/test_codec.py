@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 from typing import Any, Dict
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payprotocol import (
     ActionType,
@@ -26,10 +30,12 @@ from payprotocol import (
     TransactionStatus,
     decode_message,
     encode_message,
+    models,
     redact,
     redacted_text,
 )
-from payprotocol.codec import data_key, dumps, message_to_wire
+from payprotocol._converter import to_camel
+from payprotocol.codec import MESSAGE_TYPES, data_key, dumps, message_to_wire
 
 pytestmark = pytest.mark.unit
 
@@ -647,3 +653,73 @@ def test_message_repr_hides_the_secret() -> None:
     signature = decode_message(EXAMPLES["signature request (3.3)"])
     assert "iVBORw0KGgo" not in repr(signature)
     assert isinstance(signature.data, SubmitSignatureRequest)
+
+
+def test_lone_surrogate_escapes_survive_a_round_trip() -> None:
+    # Legal JSON, yet no UTF-8 form: written back as the same escape.
+    text = '{"type": "ODD_UPDATE", "tag": "t\\ud800", "oddUpdate": {"a": "\\udfff \\ud83d\\ude00"}}'
+    message = decode_message(text)
+    encoded = encode_message(message)
+    assert b"\\ud800" in encoded and b"\\udfff" in encoded
+    assert "\U0001f600".encode() in encoded  # a proper pair is plain UTF-8
+    assert decode_message(encoded) == message
+
+
+# --- fuzzing: whatever arrives, the decoder raises nothing but ProtocolViolationError ---
+
+_KNOWN_TYPES = sorted(MESSAGE_TYPES)
+_FIELD_NAMES = sorted(
+    {
+        to_camel(field.name)
+        for cls in vars(models).values()
+        if attrs.has(cls)
+        for field in attrs.fields(cls)
+    }
+)
+_fuzz_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**6), 10**6),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.text(max_size=10),
+        st.sampled_from(
+            ["OK", "ERROR", "CHARGE", "APPROVED", "10.00", "NaN", "2026-11-29T12:00:00Z"]
+        ),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(_FIELD_NAMES) | st.text(max_size=6), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=st.binary(max_size=200))
+def test_random_bytes_raise_nothing_but_protocol_violation(payload: bytes) -> None:
+    with contextlib.suppress(ProtocolViolationError):
+        decode_message(payload)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    message_type=st.sampled_from(_KNOWN_TYPES) | st.text(max_size=12),
+    envelope=st.dictionaries(
+        st.sampled_from(["tag", "resource", "status", "error", "version", "xOther"]),
+        _fuzz_values,
+        max_size=4,
+    ),
+    data=_fuzz_values,
+)
+def test_random_messages_decode_or_raise_protocol_violation(
+    message_type: str, envelope: Dict[str, Any], data: Any
+) -> None:
+    wire = {"type": message_type, **envelope, data_key(message_type): data}
+    try:
+        message = decode_message(dumps(wire))
+    except ProtocolViolationError as exc:
+        assert exc.raw is not None or not message_type
+        return
+    # What decoded can be sent back, and decodes to the same message again.
+    assert decode_message(encode_message(message)) == message
