@@ -231,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--step-delay", type=_seconds, default=0.4, help="seconds between reader steps"
     )
     simulate.add_argument(
+        "--slow-presentation",
+        type=_seconds,
+        default=3.0,
+        help="seconds the card takes to appear for .09 amounts (time to abort)",
+    )
+    simulate.add_argument(
+        "--action-timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds a reader waits for an answer to its question before aborting",
+    )
+    simulate.add_argument(
         "--fault",
         dest="faults",
         metavar="SPEC",
@@ -851,6 +863,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ws_port=args.ws_port,
         merchants=dict(args.merchants),
         step_delay=args.step_delay,
+        slow_presentation=args.slow_presentation,
+        action_timeout=args.action_timeout,
         faults=faults,
     )
     _configure_simulator_logging(args.verbose)
