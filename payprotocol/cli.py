@@ -472,9 +472,11 @@ def _exit_code_of(transaction: m.Transaction) -> int:
     status = transaction.status
     if status in (m.TransactionStatus.APPROVED, m.TransactionStatus.ACCEPTED):
         return EXIT_OK
-    if status in (m.TransactionStatus.DECLINED, m.TransactionStatus.ABORTED):
-        return EXIT_DECLINED
-    if status == m.TransactionStatus.ERROR:
+    if status in (
+        m.TransactionStatus.DECLINED,
+        m.TransactionStatus.ABORTED,
+        m.TransactionStatus.ERROR,
+    ):
         return EXIT_DECLINED
     return EXIT_OUTCOME_UNKNOWN  # INCONCLUSIVE, not final, or a status we do not know
 
