@@ -74,6 +74,7 @@ T = TypeVar("T")
 # Requests whose final response decides money: a lost response means "outcome unknown".
 _TRANSACTION_TYPES = frozenset({"EXECUTE_TRANSACTION_REQUEST", "AMEND_TRANSACTION_REQUEST"})
 _JOIN_TIMEOUT = 2.0
+_CALLBACK_DRAIN_TIMEOUT = 1.0
 
 
 class ConnectionState(str, enum.Enum):
@@ -127,6 +128,12 @@ class CallbackDeadlockError(PayProtocolError, RuntimeError):
     (for example starting a transaction from ``on_update``)."""
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @attrs.define(eq=False)
 class _Slot:
     """One request in flight: its own event, its outcome and its callbacks."""
@@ -137,25 +144,46 @@ class _Slot:
     custom_identifier: Optional[str]
     on_update: Optional[UpdateCallback]
     on_action: Optional[ActionCallback]
-    event: threading.Event = attrs.field(factory=threading.Event)
     response: Optional[m.Message] = None
     failure: Optional[BaseException] = None
     sent: bool = False
     last_activity: float = attrs.field(factory=time.monotonic)
+    # Set by the dispatcher once the callbacks queued before the final response ran.
+    callbacks_done: Optional[threading.Event] = None
+    # A one-shot latch on one bare lock, held until the outcome is in: cheaper
+    # than threading.Event (no Condition, no second wake-up of the waiter).
+    _ready: threading.Lock = attrs.field(factory=_held_lock, alias="_ready")
+    _guard: threading.Lock = attrs.field(factory=threading.Lock, alias="_guard")
+    _done: bool = attrs.field(default=False, alias="_done")
 
     @property
     def is_transaction(self) -> bool:
         return self.request_type in _TRANSACTION_TYPES
 
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def finish(
         self, response: Optional[m.Message] = None, failure: Optional[BaseException] = None
     ) -> bool:
-        """Record the outcome once; False when the slot already had one."""
-        if self.event.is_set():
-            return False
-        self.response, self.failure = response, failure
-        self.event.set()
+        """Record the outcome once (atomically: a response and a timeout may race);
+        False when the slot already had one."""
+        with self._guard:
+            if self._done:
+                return False
+            self.response, self.failure, self._done = response, failure, True
+        self._ready.release()
         return True
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the outcome is in or ``timeout`` passes; True when it is in."""
+        if self._done:
+            return True
+        if self._ready.acquire(timeout=max(timeout, 0.0)):
+            self._ready.release()  # stays open for any later wait
+            return True
+        return self._done
 
 
 def _resource_of(device: DeviceRef) -> str:
@@ -943,6 +971,11 @@ class PayClient:
             if isinstance(transaction, m.Transaction):
                 status = transaction.status or "UNKNOWN"
                 self._journal_outcome(journal, tag, transaction, status=status)
+            if (
+                slot.callbacks_done is not None
+                and threading.current_thread() is not self._dispatcher
+            ):
+                slot.callbacks_done.wait(_CALLBACK_DRAIN_TIMEOUT)
             return response
         finally:
             with self._lock:
@@ -981,7 +1014,7 @@ class PayClient:
         while True:
             deadline = min(slot.last_activity + idle, cap)
             remaining = deadline - time.monotonic()
-            if slot.event.wait(max(remaining, 0.0)):
+            if slot.wait(remaining):
                 break
             now = time.monotonic()
             if now >= cap or now >= slot.last_activity + idle:
@@ -1092,6 +1125,11 @@ class PayClient:
         with self._lock:
             slot = self._slots.get(message.tag) if message.tag is not None else None
         if message.type.endswith("_RESPONSE"):
+            if slot is not None and slot.is_transaction and not slot.done:
+                # The caller returns after the updates queued before this response
+                # reached its callbacks (bounded: a stuck callback cannot hold it).
+                slot.callbacks_done = threading.Event()
+                self._jobs.put(slot.callbacks_done.set)
             if slot is None or not slot.finish(response=message):
                 self._late_result(message)
             return

@@ -199,6 +199,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# Built once: json.loads with options would build a new decoder per message.
+_JSON_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+
+
 def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
     if isinstance(payload, str):
         text = payload
@@ -208,7 +212,7 @@ def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
         except UnicodeDecodeError as exc:
             raise ProtocolViolationError(f"message is not valid UTF-8: {exc}") from None
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        value = _JSON_DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError, and big-int limits
         raise ProtocolViolationError(f"message is not valid JSON: {exc}") from None
     except RecursionError:
