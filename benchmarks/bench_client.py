@@ -18,11 +18,6 @@ Measured, in interleaved rounds so that a noisy machine hurts every side alike:
 * throughput (requests/s) with 1, 8 and 64 caller threads sharing one
   ``PayClient`` (target: 64 threads not below 8 threads), and the raw baseline
   with one thread (it is not thread safe).
-
-``--patch`` also measures the SDK with the client change this benchmark
-suggests, monkeypatched in this process only and switched on and off between
-batches on the same connections (nothing in the package changes): see
-:class:`SuggestedPatch`.
 """
 
 from __future__ import annotations
@@ -499,19 +494,17 @@ class Settings:
 
 @dataclass
 class Side:
-    """One thing to measure: a call, how many threads make it, with or without the patch."""
+    """One thing to measure: a call and how many threads make it."""
 
     name: str
     call: Call
     threads: int = 1
-    patched: bool = False
 
 
 @dataclass
 class Results:
     settings: Settings
     python: str
-    patch_compared: bool
     latency: Dict[str, List[float]] = field(default_factory=dict)  # seconds, all rounds
     round_p50: Dict[str, List[float]] = field(default_factory=dict)  # seconds, per round
     throughput: Dict[str, List[float]] = field(default_factory=dict)  # req/s, per round
@@ -534,10 +527,10 @@ def _check(name: str, result: Any) -> None:
         raise RuntimeError(f"{name}: wrong transaction {identifier!r}")
 
 
-def run(settings: Settings, compare_patch: bool) -> Results:
+def run(settings: Settings) -> Results:
     from payprotocol import PayClient  # here, so the server process never loads the SDK
 
-    results = Results(settings, sys.version.split()[0], compare_patch)
+    results = Results(settings, sys.version.split()[0])
     with ServerProcess(settings.ws_server) as server:
         sdk = {
             "tcp": PayClient(f"tcp://{HOST}:{server.tcp_port}", timeout=30),
@@ -545,12 +538,10 @@ def run(settings: Settings, compare_patch: bool) -> Results:
         }
         for client in sdk.values():
             client.connect()
-        patch = SuggestedPatch(list(sdk.values()))
         raw_tcp = RawTcpClient(server.tcp_port)
         raw_ws = RawWsClient(server.ws_port)
         threaded_tcp = ThreadedRawTcpClient(server.tcp_port)
         raw: Dict[str, Call] = {"tcp": raw_tcp.get_transaction, "ws": raw_ws.get_transaction}
-        variants = [("sdk", False), ("sdk+patch", True)] if compare_patch else [("sdk", False)]
         latency_sides: List[Side] = []
         throughput_sides: List[Side] = []
         for transport, client in sdk.items():
@@ -566,15 +557,11 @@ def run(settings: Settings, compare_patch: bool) -> Results:
                     throughput_sides.append(
                         Side(f"tcp raw+thread x{threads}", threaded_tcp.get_transaction, threads)
                     )
-            for label, patched in variants:
-                latency_sides.append(Side(f"{transport} {label}", sdk_call, 1, patched))
-                for threads in settings.thread_counts:
-                    throughput_sides.append(
-                        Side(f"{transport} {label} x{threads}", sdk_call, threads, patched)
-                    )
+            latency_sides.append(Side(f"{transport} sdk", sdk_call))
+            for threads in settings.thread_counts:
+                throughput_sides.append(Side(f"{transport} sdk x{threads}", sdk_call, threads))
         try:
             for side in latency_sides:
-                patch.enable(side.patched)
                 _check(side.name, side.call())
                 _time_calls(side.call, settings.warmup, [])
                 results.latency[side.name] = []
@@ -582,7 +569,6 @@ def run(settings: Settings, compare_patch: bool) -> Results:
             per_round = max(1, settings.requests // settings.rounds)
             for round_index in range(settings.rounds):
                 for side in _rotated(latency_sides, round_index):
-                    patch.enable(side.patched)
                     samples: List[float] = []
                     _time_calls(side.call, per_round, samples)
                     results.latency[side.name].extend(samples)
@@ -591,12 +577,10 @@ def run(settings: Settings, compare_patch: bool) -> Results:
                 results.throughput[side.name] = []
             for round_index in range(settings.rounds):
                 for side in _rotated(throughput_sides, round_index):
-                    patch.enable(side.patched)
                     results.throughput[side.name].append(
                         _throughput(side.call, side.threads, settings.duration)
                     )
         finally:
-            patch.enable(False)
             for client in sdk.values():
                 client.close()
             raw_tcp.close()
@@ -651,18 +635,8 @@ def summarize(results: Results) -> Dict[str, Any]:
         "tcp sdk x64 >= x8": rps("tcp sdk x64") >= rps("tcp sdk x8"),
         "ws sdk x64 >= x8": rps("ws sdk x64") >= rps("ws sdk x8"),
     }
-    if results.patch_compared:
-        targets.update(
-            {
-                "(patched) tcp p50 ratio <= 1.5": ratios["tcp sdk+patch / raw"]["p50_ratio"]
-                <= TARGET_LATENCY_RATIO,
-                "(patched) tcp x64 >= x8": rps("tcp sdk+patch x64") >= rps("tcp sdk+patch x8"),
-                "(patched) ws x64 >= x8": rps("ws sdk+patch x64") >= rps("ws sdk+patch x8"),
-            }
-        )
     return {
         "python": results.python,
-        "patch_compared": results.patch_compared,
         "settings": vars(results.settings),
         "latency": latency,
         "ratios": ratios,
@@ -700,88 +674,6 @@ def print_table(summary: Dict[str, Any]) -> None:
         print(f"  {target:<32}{'met' if met else 'MISSED':>10}")
 
 
-# --- suggested client changes, measurable with --patch ----------------------------
-
-
-class _Latch:
-    """A one-shot event on one bare lock: what ``_Slot.event`` needs, cheaper.
-
-    ``threading.Event`` is a Python ``Condition`` around a lock: creating one
-    builds two objects and a deque, ``wait`` allocates a fresh waiter lock and
-    ``set`` runs ``notify_all`` in Python. A slot's event is set once and waited
-    on by one caller, so a lock held from birth and released by ``set`` does the
-    same with one C call on each side.
-    """
-
-    __slots__ = ("_flag", "_lock")
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def is_set(self) -> bool:
-        return self._flag
-
-    def set(self) -> None:
-        if self._flag:
-            return
-        self._flag = True
-        with contextlib.suppress(RuntimeError):  # a racing set() released it already
-            self._lock.release()
-
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        if self._flag:
-            return True
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            with contextlib.suppress(RuntimeError):
-                self._lock.release()  # let any other waiter through as well
-            return True
-        return self._flag
-
-
-class SuggestedPatch:
-    """The client changes this benchmark suggests, switchable in this process only.
-
-    1. ``_Slot.event`` becomes a :class:`_Latch` instead of a ``threading.Event``
-       (same ``is_set``/``set``/``wait`` contract), through a subclass that
-       redefines only that field. ``PayClient._call`` looks ``_Slot`` up in its
-       module at each call, so switching the module attribute between batches
-       gives an A/B on the very same connection.
-    2. ``WebSocketTransport`` skips websocket-client's UTF-8 validation of text
-       frames (``WebSocket(..., skip_utf8_validation=True)``): without the
-       optional ``wsaccel`` it is a pure-Python loop over every byte, and
-       ``codec.decode_message`` decodes the bytes as strict UTF-8 anyway (and
-       raises ``ProtocolViolationError``). Switched here on the live
-       connection's frame buffer.
-
-    Nothing in the package's files changes.
-    """
-
-    def __init__(self, clients: Sequence[Any] = ()) -> None:
-        import attrs
-
-        from payprotocol import client as client_module
-
-        self._module: Any = client_module
-        self._original: Any = client_module._Slot
-        self._clients = list(clients)
-
-        @attrs.define(eq=False)
-        class _LatchSlot(self._original):  # type: ignore[misc,name-defined]
-            event: Any = attrs.field(factory=_Latch)
-
-        self._patched: Any = _LatchSlot
-
-    def enable(self, on: bool) -> None:
-        self._module._Slot = self._patched if on else self._original
-        for client in self._clients:
-            ws = getattr(getattr(client, "_transport", None), "_ws", None)
-            if ws is not None:
-                ws.frame_buffer.skip_utf8_validation = on
-                ws.cont_frame.skip_utf8_validation = on
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (smoke test)")
@@ -797,11 +689,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         default="minimal",
         help="WebSocket server: a minimal RFC 6455 one (default) or the websockets package's",
     )
-    parser.add_argument(
-        "--patch",
-        action="store_true",
-        help="also measure the SDK with the suggested change (monkeypatched, interleaved)",
-    )
     args = parser.parse_args(argv)
     if args.quick:
         settings = Settings(rounds=3, requests=300, warmup=100, duration=0.3)
@@ -814,7 +701,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.duration:
         settings.duration = args.duration
     settings.ws_server = args.ws_server
-    summary = summarize(run(settings, args.patch))
+    summary = summarize(run(settings))
     if args.json != "-":
         print_table(summary)
     if args.json:
