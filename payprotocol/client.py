@@ -94,7 +94,9 @@ class ReconnectPolicy:
     The n-th wait is ``min(max_delay, initial_delay * multiplier**n)``, scaled by
     a random factor in ``[1 - jitter, 1 + jitter]`` so that many POS terminals
     do not hammer a restarted PayServer in step. After reconnecting, the client
-    logs in again with the last credentials. Requests made while disconnected
+    logs in again with the last credentials. It applies to connections lost
+    after :meth:`PayClient.connect` succeeded; a failing first ``connect``
+    raises, so the caller knows at once. Requests made while disconnected
     fail fast with :class:`ConnectionLostError` (use ``wait_connected``); a
     transaction is never re-sent.
     """
@@ -1054,6 +1056,10 @@ class PayClient:
                 resource=slot.resource,
                 custom_identifier=slot.custom_identifier,
             ) from failure
+        if isinstance(failure, (ConnectionLostError, ProtocolViolationError)):
+            # One connection failure ends many waits: give each thread its own
+            # exception object (raising a shared one mixes their tracebacks).
+            raise type(failure)(str(failure)) from failure.__cause__
         raise failure
 
     @staticmethod
