@@ -715,18 +715,16 @@ class PayClient:
     ) -> m.Transaction:
         """Refund a charge, fully or (with ``amount`` and ``currency``) partly
         (``AMEND_TRANSACTION_REQUEST`` of type ``REFUND``)."""
-        return self._amend(
+        parameters = m.AmendParameters(
             m.TransactionType.REFUND,
             transaction_identifier,
-            amount,
-            currency,
-            subject,
-            custom_identifier,
-            metadata,
-            None,
-            on_update,
-            timeout,
+            amount=None if amount is None else _exact(amount),
+            currency=currency,
+            subject=subject,
+            custom_identifier=custom_identifier,
+            metadata=metadata,
         )
+        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
 
     def capture(
         self,
@@ -742,18 +740,16 @@ class PayClient:
     ) -> m.Transaction:
         """Capture a pre-authorisation, fully or partly
         (``AMEND_TRANSACTION_REQUEST`` of type ``CAPTURE``)."""
-        return self._amend(
+        parameters = m.AmendParameters(
             m.TransactionType.CAPTURE,
             transaction_identifier,
-            amount,
-            currency,
-            subject,
-            custom_identifier,
-            metadata,
-            None,
-            on_update,
-            timeout,
+            amount=None if amount is None else _exact(amount),
+            currency=currency,
+            subject=subject,
+            custom_identifier=custom_identifier,
+            metadata=metadata,
         )
+        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
 
     def tip_adjust(
         self,
@@ -768,18 +764,15 @@ class PayClient:
     ) -> m.Transaction:
         """Add a tip to a charge (``AMEND_TRANSACTION_REQUEST`` of type
         ``TIP_ADJUST`` with ``includedTipAmount``)."""
-        return self._amend(
+        parameters = m.AmendParameters(
             m.TransactionType.TIP_ADJUST,
             transaction_identifier,
-            None,
-            currency,
-            subject,
-            custom_identifier,
-            None,
-            _exact(tip_amount, "tip_amount"),
-            on_update,
-            timeout,
+            currency=currency,
+            subject=subject,
+            custom_identifier=custom_identifier,
+            included_tip_amount=_exact(tip_amount, "tip_amount"),
         )
+        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
 
     def get_transaction(
         self,
@@ -873,31 +866,6 @@ class PayClient:
         )
 
     # --- request machinery ---------------------------------------------------
-
-    def _amend(
-        self,
-        kind: m.TransactionType,
-        transaction_identifier: str,
-        amount: Optional[Amount],
-        currency: Optional[str],
-        subject: Optional[str],
-        custom_identifier: Optional[str],
-        metadata: Optional[Dict[str, Any]],
-        tip: Optional[Decimal],
-        on_update: Optional[UpdateCallback],
-        timeout: Optional[float],
-    ) -> m.Transaction:
-        parameters = m.AmendParameters(
-            kind,
-            transaction_identifier,
-            amount=None if amount is None else _exact(amount),
-            currency=currency,
-            subject=subject,
-            custom_identifier=custom_identifier,
-            included_tip_amount=tip,
-            metadata=metadata,
-        )
-        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
 
     def _call(
         self,
