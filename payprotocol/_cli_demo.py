@@ -143,6 +143,7 @@ class _Tour:
         step.amount = money(amount, _CURRENCY)
         pressed = threading.Event()
         outcome: List[str] = []
+        timers: List[threading.Timer] = []
 
         def press_abort() -> None:
             try:
@@ -161,11 +162,14 @@ class _Tour:
                 pressed.set()
                 timer = threading.Timer(self.pace.abort_after, press_abort)
                 timer.daemon = True
+                timers.append(timer)
                 timer.start()
 
         transaction = self.client.charge(
             reader, amount, _CURRENCY, subject="Changed my mind", on_update=on_update
         )
+        for timer in timers:  # the abort's own answer may come after the payment's
+            timer.join(10)
         self._record(step, transaction)
         if not outcome:
             step.ok, step.note = False, "the reader never said the payment could be aborted"
