@@ -5,7 +5,8 @@ The only exception either may raise is ProtocolViolationError; anything else
 
     python -m pip install atheris
     python fuzz/fuzz_codec.py -runs=200000            # or -max_total_time=600
-    mkdir -p /tmp/p3-corpus && python fuzz/fuzz_codec.py /tmp/p3-corpus fuzz/seeds -max_total_time=60
+    mkdir -p /tmp/p3-corpus
+    python fuzz/fuzz_codec.py /tmp/p3-corpus fuzz/seeds -max_total_time=60
 
 libFuzzer writes new inputs into the first directory only; fuzz/seeds (valid
 framed messages and what earlier runs found) stays as committed.
