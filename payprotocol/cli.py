@@ -63,6 +63,7 @@ from .errors import (
     ServerError,
     TransactionOutcomeUnknownError,
 )
+from .transport import safe_url
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -455,7 +456,7 @@ def _report_unknown(args: argparse.Namespace, custom_identifier: Optional[str], 
     _err(f"payprotocol {args.command}: OUTCOME UNKNOWN: {why}")
     _err("The card may have been charged. Do NOT charge again; look the transaction up:")
     _err(
-        f"  payprotocol lookup --url {args.url} --merchant {args.merchant} "
+        f"  payprotocol lookup --url {safe_url(args.url)} --merchant {args.merchant} "
         f"--custom-identifier {custom_identifier}"
     )
 
@@ -469,16 +470,10 @@ def _find_device(login: m.LoginMerchantResponse, wanted: str) -> m.Device:
 
 
 def _exit_code_of(transaction: m.Transaction) -> int:
-    status = transaction.status
-    if status in (m.TransactionStatus.APPROVED, m.TransactionStatus.ACCEPTED):
-        return EXIT_OK
-    if status in (
-        m.TransactionStatus.DECLINED,
-        m.TransactionStatus.ABORTED,
-        m.TransactionStatus.ERROR,
-    ):
-        return EXIT_DECLINED
-    return EXIT_OUTCOME_UNKNOWN  # INCONCLUSIVE, not final, or a status we do not know
+    status = str(transaction.status)
+    if not m.is_final_status(status):  # INCONCLUSIVE, not final, or a status we do not know
+        return EXIT_OUTCOME_UNKNOWN
+    return EXIT_DECLINED if status in m.FAILED_STATUSES else EXIT_OK
 
 
 def _print_transaction(args: argparse.Namespace, transaction: m.Transaction) -> None:

@@ -49,7 +49,7 @@ from .errors import (
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE
 from .journal import Journal, JournalError, PendingOutcome
-from .transport import Transport, open_transport
+from .transport import Transport, open_transport, safe_url
 
 __all__ = [
     "CallbackDeadlockError",
@@ -149,6 +149,7 @@ class _Slot:
     response: Optional[m.Message] = None
     failure: Optional[BaseException] = None
     sent: bool = False
+    created: float = attrs.field(factory=time.monotonic)
     last_activity: float = attrs.field(factory=time.monotonic)
     # Set by the dispatcher once the callbacks queued before the final response ran.
     callbacks_done: Optional[threading.Event] = None
@@ -161,6 +162,11 @@ class _Slot:
     @property
     def is_transaction(self) -> bool:
         return self.request_type in _TRANSACTION_TYPES
+
+    @property
+    def response_type(self) -> str:
+        """The only message type that completes this request (P3 naming rule)."""
+        return codec.response_type(self.request_type)
 
     @property
     def done(self) -> bool:
@@ -200,6 +206,24 @@ def _exact(amount: Amount, what: str = "amount") -> Decimal:
     if not value.is_finite():
         raise ValueError(f"{what} must be a finite number, got {amount!r}")
     return value
+
+
+def _mismatch(pending: PendingOutcome, found: m.Transaction) -> Optional[str]:
+    """Why ``found`` is not the transaction ``pending`` asked for, or None."""
+    asked = pending.parameters.get("transactionParameters")
+    if not isinstance(asked, dict):
+        return None
+    checks: List[Tuple[str, Any, Any]] = [("type", asked.get("type"), found.type)]
+    if pending.message_type == "EXECUTE_TRANSACTION_REQUEST":
+        checks.append(("amount", asked.get("amount"), found.amount))
+    else:
+        reference = asked.get("referencedTransactionIdentifier")
+        checks.append(("reference", reference, found.referenced_transaction_identifier))
+    for name, wanted, got in checks:
+        same = wanted == got if isinstance(got, Decimal) else str(wanted) == str(got)
+        if wanted is not None and got is not None and not same:
+            return f"transaction {found.transaction_identifier} has {name} {got}, not {wanted}"
+    return None
 
 
 class PayClient:
@@ -273,7 +297,7 @@ class PayClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<PayClient {self.url} {self._state.value}>"
+        return f"<PayClient {safe_url(self.url)} {self._state.value}>"
 
     @property
     def connected(self) -> bool:
@@ -322,6 +346,9 @@ class PayClient:
             target=self._read_loop, args=(transport,), name="payprotocol-reader", daemon=True
         )
         with self._lock:
+            if self._closed:  # a reconnect that finished connecting after close()
+                transport.close()
+                raise ConnectionLostError("the client is closed")
             self._transport = transport
             self._connection_error = None
             self._reader = reader
@@ -335,16 +362,20 @@ class PayClient:
 
     def _set_state(self, state: ConnectionState) -> None:
         with self._lock:
-            if self._state is state or self._state is ConnectionState.CLOSED:
-                return
-            self._state = state
-            callbacks = list(self._state_callbacks)
+            self._set_state_locked(state)
+
+    def _set_state_locked(self, state: ConnectionState) -> None:
+        """Change the state; the caller holds ``self._lock``, so a check and the
+        change it depends on happen together. Callbacks are queued, not run."""
+        if self._state is state or self._state is ConnectionState.CLOSED:
+            return
+        self._state = state
         if state is ConnectionState.CONNECTED:
             self._usable.set()
         else:
             self._usable.clear()
         logger.info("connection state: %s", state.value)
-        for callback in callbacks:
+        for callback in self._state_callbacks:
             self._jobs.put(functools.partial(self._run_callback, callback, state))
 
     def close(self) -> None:
@@ -378,7 +409,7 @@ class PayClient:
                 logger.warning("a callback is still running %.0f s after close()", _JOIN_TIMEOUT)
         if self._journal is not None and self._owns_journal:
             self._journal.close()
-        logger.info("closed the connection to %s", self.url)
+        logger.info("closed the connection to %s", safe_url(self.url))
 
     # --- reconnect -----------------------------------------------------------
 
@@ -426,11 +457,10 @@ class PayClient:
             except ConnectionLostError as exc:
                 logger.info("reconnect attempt %d failed: %s", attempt, exc)
                 continue
-            with self._lock:
-                if self._closed:
-                    transport.close()
-                    return
-            self._install(transport)
+            try:
+                self._install(transport)
+            except ConnectionLostError:  # closed meanwhile
+                return
             if self._credentials is not None:
                 try:
                     self._login(*self._credentials, timeout=None, internal=True)
@@ -441,15 +471,14 @@ class PayClient:
                     return
                 except PayProtocolError as exc:
                     logger.info("reconnect attempt %d failed while logging in: %s", attempt, exc)
+                    transport.close()  # its reader ends; the next attempt starts afresh
                     continue
             with self._lock:
                 # A connection that died during the login is the next attempt's job.
-                alive = self._transport is transport and self._connection_error is None
-                if alive:
+                if self._transport is transport and self._connection_error is None:
                     self._reconnector = None
-            if alive:
-                self._set_state(ConnectionState.CONNECTED)
-                return
+                    self._set_state_locked(ConnectionState.CONNECTED)
+                    return
 
     # --- callbacks ---------------------------------------------------------
 
@@ -500,8 +529,9 @@ class PayClient:
         With a reconnect policy, the credentials are kept in memory (never
         written anywhere) to log in again after a reconnect."""
         response = self._login(merchant_identifier, merchant_secret, provider_mode, timeout)
-        with self._lock:
-            self._credentials = (merchant_identifier, merchant_secret, provider_mode)
+        if self._reconnect_policy is not None:
+            with self._lock:
+                self._credentials = (merchant_identifier, merchant_secret, provider_mode)
         return response
 
     def _login(
@@ -807,6 +837,10 @@ class PayClient:
         journal = self._require_journal()
         results: List[RecoveredOutcome] = []
         for pending in journal.pending():
+            with self._lock:
+                in_flight = pending.tag in self._slots
+            if in_flight:  # this client still waits for it: its own response will settle it
+                continue
             if pending.custom_identifier is None:
                 logger.error("journal entry %s has no custom identifier to look up", pending.tag)
                 results.append(RecoveredOutcome(pending, None, False))
@@ -819,12 +853,16 @@ class PayClient:
                 if exc.error_type != m.ErrorType.TRANSACTION_NOT_FOUND:
                     raise
                 found = None
+            mismatch = None if found is None else _mismatch(pending, found)
+            if mismatch is not None:
+                # A reused custom identifier: that record is not this request's.
+                logger.error("not recovering %s: the server's %s", pending.tag, mismatch)
+                results.append(RecoveredOutcome(pending, None, False))
+                continue
             status = "NOT_FOUND" if found is None else (found.status or "UNKNOWN")
             journal.record_outcome(pending.tag, found, status=status)
-            entry = journal.get(pending.tag)
-            results.append(
-                RecoveredOutcome(pending, found, entry is not None and not entry.pending)
-            )
+            resolved = found is None or m.is_final_status(status)
+            results.append(RecoveredOutcome(pending, found, resolved))
             logger.info("recovered %s (%s): %s", pending.tag, pending.custom_identifier, status)
         return results
 
@@ -929,27 +967,52 @@ class PayClient:
             slot.sent = True
             try:
                 response = self._await(slot, timeout)
-            except ServerError as exc:
-                transaction = getattr(exc.response and exc.response.data, "transaction", None)
-                self._journal_outcome(journal, tag, transaction, status="ERROR", error=str(exc))
-                raise
+                if slot.is_transaction:
+                    return self._settle_transaction(slot, journal, response)
             except TransactionOutcomeUnknownError as exc:
                 if journal is not None:
                     self._journal_write(journal.mark_unknown, tag, str(exc.__cause__ or exc))
                 raise
-            transaction = getattr(response.data, "transaction", None)
-            if isinstance(transaction, m.Transaction):
-                status = transaction.status or "UNKNOWN"
-                self._journal_outcome(journal, tag, transaction, status=status)
-            if (
-                slot.callbacks_done is not None
-                and threading.current_thread() is not self._dispatcher
-            ):
-                slot.callbacks_done.wait(_CALLBACK_DRAIN_TIMEOUT)
+            if response.is_error:
+                raise self._server_error(response)
             return response
         finally:
             with self._lock:
                 self._slots.pop(tag, None)
+
+    def _settle_transaction(
+        self, slot: _Slot, journal: Optional[Journal], response: m.Message
+    ) -> m.Message:
+        """Judge an execute/amend response by what it says about the money."""
+        transaction = getattr(response.data, "transaction", None)
+        if not isinstance(transaction, m.Transaction):
+            if response.is_error:  # refused before any transaction existed
+                error = self._server_error(response)
+                self._journal_outcome(journal, slot.tag, status="ERROR", error=str(error))
+                raise error
+            violation = ProtocolViolationError(f"{response.type} holds no transaction")
+            raise self._outcome_unknown(slot, violation)
+        status = str(transaction.status or "UNKNOWN")
+        if response.is_error:
+            error = self._server_error(response)
+            if status not in m.FAILED_STATUSES:  # an error, yet maybe charged: unknown
+                raise self._outcome_unknown(slot, error)
+            self._journal_outcome(journal, slot.tag, transaction, status=status, error=str(error))
+            raise error
+        self._journal_outcome(journal, slot.tag, transaction, status=status)
+        if slot.callbacks_done is not None and threading.current_thread() is not self._dispatcher:
+            slot.callbacks_done.wait(_CALLBACK_DRAIN_TIMEOUT)
+        return response
+
+    @staticmethod
+    def _server_error(response: m.Message) -> ServerError:
+        error = response.error
+        return ServerError(
+            str(error.type) if error else "UNKNOWN",
+            (error.message if error else None) or "the server reported an error",
+            error.developer_message if error else None,
+            response,
+        )
 
     def _journal_outcome(
         self,
@@ -974,7 +1037,7 @@ class PayClient:
             logger.error("journal write failed: %s", exc)
 
     def _await(self, slot: _Slot, timeout: Optional[float]) -> m.Message:
-        started = time.monotonic()
+        started = slot.created  # the timeout covers the send as well
         if slot.is_transaction:
             idle = self.transaction_timeout if timeout is None else timeout
             cap = started + self.transaction_max_duration
@@ -996,16 +1059,7 @@ class PayClient:
         if slot.failure is not None:
             self._raise_failure(slot)
         assert slot.response is not None
-        response = slot.response
-        if response.is_error:
-            error = response.error
-            raise ServerError(
-                str(error.type) if error else "UNKNOWN",
-                (error.message if error else None) or "the server reported an error",
-                error.developer_message if error else None,
-                response,
-            )
-        return response
+        return slot.response
 
     def _timeout_text(self, slot: _Slot, waited: float, idle: float, cap: float) -> str:
         if slot.is_transaction and time.monotonic() >= cap:
@@ -1016,19 +1070,25 @@ class PayClient:
         failure = slot.failure
         assert failure is not None
         if slot.is_transaction and slot.sent:
-            raise TransactionOutcomeUnknownError(
-                f"{slot.request_type} was sent but its outcome is unknown ({failure}); "
-                f"look it up by custom identifier {slot.custom_identifier!r} "
-                "instead of charging again",
-                tag=slot.tag,
-                resource=slot.resource,
-                custom_identifier=slot.custom_identifier,
-            ) from failure
+            raise self._outcome_unknown(slot, failure)
         if isinstance(failure, (ConnectionLostError, ProtocolViolationError)):
             # One connection failure ends many waits: give each thread its own
             # exception object (raising a shared one mixes their tracebacks).
             raise type(failure)(str(failure)) from failure.__cause__
         raise failure
+
+    @staticmethod
+    def _outcome_unknown(slot: _Slot, cause: BaseException) -> TransactionOutcomeUnknownError:
+        unknown = TransactionOutcomeUnknownError(
+            f"{slot.request_type} was sent but its outcome is unknown ({cause}); "
+            f"look it up by custom identifier {slot.custom_identifier!r} "
+            "instead of charging again",
+            tag=slot.tag,
+            resource=slot.resource,
+            custom_identifier=slot.custom_identifier,
+        )
+        unknown.__cause__ = cause
+        return unknown
 
     @staticmethod
     def _data(response: m.Message, model: type[T]) -> T:
@@ -1061,8 +1121,9 @@ class PayClient:
                 try:
                     message = codec.decode_message(payload)
                 except ProtocolViolationError as exc:
-                    if not self._fail_one(exc):
+                    if exc.raw is None:  # not UTF-8 or not a JSON object: the stream is suspect
                         raise
+                    self._route_misfit(exc, exc.raw)
                     continue
                 self._route(message)
         except ProtocolViolationError as exc:
@@ -1076,17 +1137,20 @@ class PayClient:
         transport.close()  # idempotent; releases the socket of a dead connection now
         self._connection_ended(transport, failure)
 
-    def _fail_one(self, violation: ProtocolViolationError) -> bool:
-        """A well-formed JSON message that does not fit its model: fail only its
-        request, keep the connection. False when no waiting request owns it."""
-        tag = violation.raw.get("tag") if violation.raw else None
+    def _route_misfit(self, violation: ProtocolViolationError, raw: Dict[str, Any]) -> None:
+        """A JSON message whose fields do not fit the contract. The connection is
+        fine; a response fails only its own request, anything else goes on whole
+        as a raw message (an update for its request, or a late result)."""
+        message = codec.raw_message(raw)
+        logger.error(
+            "%s (tag %s) does not fit the contract: %s", message.type, message.tag, violation
+        )
         with self._lock:
-            slot = self._slots.get(tag) if isinstance(tag, str) else None
-        if slot is None:
-            return False
-        logger.error("message for tag %s does not fit the contract: %s", tag, violation)
-        slot.finish(failure=violation)
-        return True
+            slot = self._slots.get(message.tag) if message.tag is not None else None
+        if slot is not None and (message.type == slot.response_type or message.type == "UNKNOWN"):
+            slot.finish(failure=violation)
+        else:
+            self._route(message)
 
     def _fail_all(self, failure: BaseException) -> None:
         with self._lock:
@@ -1098,48 +1162,45 @@ class PayClient:
         logger.debug("<- %s tag=%s status=%s", message.type, message.tag, message.status)
         with self._lock:
             slot = self._slots.get(message.tag) if message.tag is not None else None
-        if message.type.endswith("_RESPONSE"):
-            if slot is not None and slot.is_transaction and not slot.done:
+        if slot is not None and message.type == slot.response_type:
+            if slot.is_transaction and not slot.done:
                 # The caller returns after the updates queued before this response
                 # reached its callbacks (bounded: a stuck callback cannot hold it).
                 slot.callbacks_done = threading.Event()
                 self._jobs.put(slot.callbacks_done.set)
-            if slot is None or not slot.finish(response=message):
+            if not slot.finish(response=message):
                 self._late_result(message)
             return
         if slot is None:
-            logger.warning(
-                "%s for tag %s which no request waits for; ignored: %s",
-                message.type,
-                message.tag,
-                codec.redacted_text(message),
-            )
+            if message.type.endswith("_RESPONSE"):
+                self._late_result(message)
+            else:
+                logger.warning(
+                    "%s for tag %s which no request waits for; ignored: %s",
+                    message.type,
+                    message.tag,
+                    codec.redacted_text(message),
+                )
             return
         slot.last_activity = time.monotonic()  # progress re-arms the sliding timeout
         if message.type == "EXECUTE_TRANSACTION_ACTION" and isinstance(
             message.data, m.ExecuteTransactionAction
         ):
-            self._route_action(slot, message.data)
-        else:
-            # Unknown types go to on_update whole: their data alone says too little.
-            update = message if isinstance(message, m.RawMessage) else message.data
-            self._jobs.put(lambda: self._deliver_update(slot, update))
-
-    def _route_action(self, slot: _Slot, action: m.ExecuteTransactionAction) -> None:
-        with self._lock:
-            handled = slot.on_action is not None or bool(self._action_callbacks)
-        if handled:
+            action = message.data
             self._jobs.put(lambda: self._deliver_action(slot, action))
             return
-        logger.warning(
-            "%s action for tag %s but no on_action handler is registered: aborting the "
-            "transaction on %s",
-            action.action,
-            slot.tag,
-            slot.resource,
-        )
-        # Runs on the dispatcher: the abort's response is routed by this thread.
-        self._jobs.put(lambda: self._abort_unhandled(slot))
+        if not message.type.endswith(("_UPDATE", "_ACTION")):
+            logger.warning(
+                "%s for tag %s of a %s: passed to on_update",
+                message.type,
+                message.tag,
+                slot.request_type,
+            )
+        # Typed updates go on as their data; anything else (unknown types, other
+        # responses) whole, as its data alone says too little.
+        is_update = message.type.endswith("_UPDATE") and not isinstance(message, m.RawMessage)
+        update = message.data if is_update else message
+        self._jobs.put(lambda: self._deliver_update(slot, update))
 
     def _late_result(self, message: m.Message) -> None:
         logger.warning(
@@ -1185,10 +1246,18 @@ class PayClient:
 
     def _deliver_action(self, slot: _Slot, action: m.ExecuteTransactionAction) -> None:
         with self._lock:
-            callbacks = [slot.on_action, *self._action_callbacks]
+            callbacks = [c for c in (slot.on_action, *self._action_callbacks) if c is not None]
         for callback in callbacks:
-            if callback is not None:
-                self._run_callback(callback, action)
+            self._run_callback(callback, action)
+        if not callbacks:  # decided here, not when it arrived: a handler may have gone
+            logger.warning(
+                "%s action for tag %s but no on_action handler is registered: aborting the "
+                "transaction on %s",
+                action.action,
+                slot.tag,
+                slot.resource,
+            )
+            self._abort_unhandled(slot)
 
     def _abort_unhandled(self, slot: _Slot) -> None:
         if slot.resource is None:

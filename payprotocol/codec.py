@@ -15,7 +15,6 @@ the failure to the right tag.
 from __future__ import annotations
 
 import json
-import math
 import re
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -35,6 +34,8 @@ __all__ = [
     "dumps",
     "encode_message",
     "message_to_wire",
+    "raw_message",
+    "response_type",
     "redact",
     "redacted_text",
 ]
@@ -83,6 +84,13 @@ def data_key(message_type: str) -> str:
     return to_camel(message_type.lower())
 
 
+def response_type(request_type: str) -> str:
+    """The response of a request type: ``GET_TRANSACTION_REQUEST`` ->
+    ``GET_TRANSACTION_RESPONSE`` (a type without the suffix gets it appended)."""
+    stem = request_type[: -len("_REQUEST")] if request_type.endswith("_REQUEST") else request_type
+    return stem + "_RESPONSE"
+
+
 _DATA_KEYS = {message_type: data_key(message_type) for message_type in MESSAGE_TYPES}
 
 
@@ -105,9 +113,9 @@ def _write_json(value: Any, out: Callable[[str], None]) -> None:
     elif isinstance(value, int):
         out(int.__repr__(value))
     elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} cannot be written as a JSON number")
-        out(float.__repr__(value))
+        # Money is exact: a binary float (0.1 + 0.2 = 0.30000000000000004) never
+        # reaches the wire, whichever field or metadata entry it hides in.
+        raise TypeError(f"float {value!r} in a P3 message: use Decimal (or int or str)")
     elif isinstance(value, Mapping):
         out("{")
         first = True
@@ -283,6 +291,27 @@ def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Messa
             f"{message_type} (tag {tag!r}) does not fit the contract: {problem}", raw=raw
         ) from exc
     return m.Message(message_type, tag, resource, data, status, error, version, extra_fields=extras)
+
+
+def raw_message(raw: Dict[str, Any]) -> m.RawMessage:
+    """A parsed message kept whole, undecoded: for one whose fields did not fit
+    its model (:attr:`ProtocolViolationError.raw`), so that nothing is dropped.
+    Envelope fields of the wrong type stay in ``extra_fields``."""
+    message_type = raw.get("type")
+    type_text = message_type if isinstance(message_type, str) and message_type else "UNKNOWN"
+    key = data_key(type_text)
+    tag, resource = raw.get("tag"), raw.get("resource")
+    string_envelope = {
+        name for name, value in (("tag", tag), ("resource", resource)) if isinstance(value, str)
+    }
+    extras = {k: v for k, v in raw.items() if k not in string_envelope and k not in ("type", key)}
+    return m.RawMessage(
+        type_text,
+        tag if isinstance(tag, str) else None,
+        resource if isinstance(resource, str) else None,
+        raw.get(key),
+        extra_fields=extras,
+    )
 
 
 # --- redaction -----------------------------------------------------------------

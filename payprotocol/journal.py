@@ -64,10 +64,10 @@ SCHEMA_VERSION = 1
 # "an empty new file" from "somebody else's SQLite database" without guessing.
 _APPLICATION_ID = int.from_bytes(b"P3JL", "big")
 
-# Statuses that are an answer but not an outcome: the transaction must still be
-# looked up, so the row stays pending (p3-protocol.md section 4: INCONCLUSIVE
-# means "look it up again later"; PENDING/INITIALIZED are not final).
-_NOT_FINAL_STATUSES = frozenset({"INCONCLUSIVE", "PENDING", "INITIALIZED"})
+# Outcomes that settle a row: a final transaction status, or what the client
+# itself knows for sure (never sent; looked up and never became a transaction).
+# Anything else, including a status this version does not know, stays pending.
+_SETTLING_STATUSES = m.FINAL_STATUSES | {"NOT_SENT", "NOT_FOUND"}
 
 # Schema migrations: _MIGRATIONS[n] takes a file from version n - 1 to n. They
 # run inside one write transaction, so a crash mid-migration leaves the old
@@ -367,9 +367,10 @@ class Journal:
         """Record the outcome of the request journaled under ``tag``.
 
         ``status`` is the transaction's status, or for example ``"ERROR"`` for
-        a ``ServerError`` response (request refused). ``INCONCLUSIVE``,
-        ``PENDING`` and ``INITIALIZED`` are recorded but keep the row pending,
-        because the outcome must still be looked up. Recording again (a lookup
+        a ``ServerError`` response (request refused), ``NOT_SENT`` or
+        ``NOT_FOUND``. Any other status (``INCONCLUSIVE``, ``PENDING``, one this
+        version does not know) is recorded but keeps the row pending, because
+        the outcome must still be looked up. Recording again (a lookup
         after a restart, a late response) replaces the earlier outcome.
 
         Raises :class:`JournalError` if ``tag`` was never journaled.
@@ -380,7 +381,7 @@ class Journal:
         if transaction is not None:
             transaction_json = _to_json(converter.unstructure(transaction, m.Transaction))
             transaction_identifier = transaction.transaction_identifier
-        resolved = status_text not in _NOT_FINAL_STATUSES
+        resolved = status_text in _SETTLING_STATUSES
         with self._guard() as db:
             # A non-final answer becomes the reason; a final one keeps the
             # earlier reason as history ("timed out, later resolved").

@@ -28,6 +28,9 @@ from typing import Any, Dict, List, Optional, Union
 import attrs
 
 __all__ = [
+    "FAILED_STATUSES",
+    "FINAL_STATUSES",
+    "is_final_status",
     "AbortTransactionRequest",
     "AbortTransactionResponse",
     "ActionType",
@@ -160,7 +163,20 @@ class TransactionStatus(_WireEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (TransactionStatus.PENDING, TransactionStatus.INITIALIZED)
+        return is_final_status(self)
+
+
+#: Statuses after which a transaction never changes: its outcome is known.
+#: Anything else (``INCONCLUSIVE``, ``PENDING``, a status this version does not
+#: know) means: look it up again later.
+FINAL_STATUSES = frozenset({"APPROVED", "ACCEPTED", "DECLINED", "ABORTED", "ERROR"})
+#: Final statuses in which no money moved.
+FAILED_STATUSES = frozenset({"DECLINED", "ABORTED", "ERROR"})
+
+
+def is_final_status(status: Union[TransactionStatus, str, None]) -> bool:
+    """Whether a transaction with this status will never change."""
+    return status is not None and str(status) in FINAL_STATUSES
 
 
 class ProcessState(_WireEnum):

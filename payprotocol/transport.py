@@ -22,10 +22,12 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from collections import deque
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Union
 from urllib.parse import urlsplit
 
 import websocket
@@ -36,9 +38,11 @@ from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
 __all__ = [
     "DEFAULT_PORTS",
     "TcpTransport",
+    "TlsTransport",
     "Transport",
     "WebSocketTransport",
     "open_transport",
+    "safe_url",
 ]
 
 logger = logging.getLogger("payprotocol")
@@ -71,6 +75,18 @@ def _enable_tcp_keepalive(sock: socket.socket, idle: int = 30, interval: int = 1
         sock.ioctl(socket.SIO_KEEPALIVE_VALS, (1, idle * 1000, interval * 1000))  # type: ignore[attr-defined]
 
 
+def _limit_send_time(sock: socket.socket, seconds: float) -> None:
+    """Make a blocking send give up after ``seconds`` without progress (a peer
+    that stops reading must not block a sender, and the send lock, forever)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows takes milliseconds
+        value: Union[int, bytes] = max(1, int(seconds * 1000))
+    else:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    with contextlib.suppress(OSError):  # a platform without it keeps TCP's own limits
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 class TcpTransport:
     """P3 framed TCP (``tcp://``), optionally inside TLS (``tls://``)."""
 
@@ -96,6 +112,7 @@ class TcpTransport:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _enable_tcp_keepalive(raw)
+            _limit_send_time(raw, connect_timeout)
             self._sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
             self._sock.settimeout(None)
         except (OSError, ssl.SSLError) as exc:
@@ -110,6 +127,8 @@ class TcpTransport:
             try:
                 self._sock.sendall(frame)
             except OSError as exc:
+                # Part of a frame may be out: the stream cannot be trusted any more.
+                self.close()
                 raise ConnectionLostError(f"sending failed: {exc}") from exc
 
     def receive(self) -> bytes:
@@ -140,6 +159,28 @@ class TcpTransport:
         self._sock.close()
 
 
+class TlsTransport(TcpTransport):
+    """P3 framed TCP inside TLS (``tls://``). The context decides what is trusted;
+    ``ssl.create_default_context()`` checks the certificate and the host name."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float,
+        ssl_context: ssl.SSLContext,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            connect_timeout=connect_timeout,
+            ssl_context=ssl_context,
+            max_frame_size=max_frame_size,
+        )
+
+
 class WebSocketTransport:
     """P3 over WebSocket (``ws://``, ``wss://``): one text message per P3 message.
 
@@ -157,7 +198,7 @@ class WebSocketTransport:
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
     ) -> None:
-        self.description = url
+        self.description = safe_url(url)
         self._max_size = max_frame_size
         self._ping_interval = ping_interval
         self._pong_timeout = pong_timeout
@@ -178,7 +219,7 @@ class WebSocketTransport:
             self._ws.settimeout(ping_interval)
         except (OSError, ssl.SSLError, websocket.WebSocketException) as exc:
             self._ws.shutdown()  # type: ignore[no-untyped-call]
-            raise ConnectionLostError(f"cannot connect to {url}: {exc}") from exc
+            raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
 
     def send(self, message: bytes) -> None:
         if self._closed.is_set():
@@ -186,6 +227,7 @@ class WebSocketTransport:
         try:
             self._ws.send(message.decode("utf-8"), websocket.ABNF.OPCODE_TEXT)
         except (OSError, websocket.WebSocketException) as exc:
+            self.close()  # part of a frame may be out: the stream cannot be trusted
             raise ConnectionLostError(f"sending failed: {exc}") from exc
 
     def receive(self) -> bytes:
@@ -249,6 +291,14 @@ class WebSocketTransport:
             self._ws.shutdown()  # type: ignore[no-untyped-call]
 
 
+def safe_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for logs, reprs and messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 def open_transport(
     url: str,
     *,
@@ -270,10 +320,15 @@ def open_transport(
     if not parts.hostname:
         raise ValueError(f"no host in {url!r}")
     port = parts.port or DEFAULT_PORTS[scheme]
+    if scheme == "tcp":
+        return TcpTransport(
+            parts.hostname, port, connect_timeout=connect_timeout, max_frame_size=max_frame_size
+        )
     secure = scheme in ("tls", "wss")
     context = (ssl_context or ssl.create_default_context()) if secure else None
-    if scheme in ("tcp", "tls"):
-        return TcpTransport(
+    if scheme == "tls":
+        assert context is not None
+        return TlsTransport(
             parts.hostname,
             port,
             connect_timeout=connect_timeout,

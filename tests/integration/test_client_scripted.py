@@ -389,7 +389,9 @@ def test_unknown_message_type_reaches_on_update_as_raw(serve: Serve) -> None:
     def handler(peer: Peer) -> None:
         request = peer.recv()
         peer.send(
-            m.RawMessage("EXECUTE_TRANSACTION_HINT", request.tag, request.resource, {"hint": 1.50})
+            m.RawMessage(
+                "EXECUTE_TRANSACTION_HINT", request.tag, request.resource, {"hint": Decimal("1.50")}
+            )
         )
         peer.send(final(request))
 

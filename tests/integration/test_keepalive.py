@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from payprotocol import ConnectionLostError, PayClient
+from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -35,7 +35,10 @@ def silent_ws_server() -> Iterator[str]:
         connections.append(conn)
         request = b""
         while b"\r\n\r\n" not in request:
-            request += conn.recv(4096)
+            chunk = conn.recv(4096)
+            if not chunk:  # the client went away before its handshake was complete
+                return
+            request += chunk
         key = next(
             line.split(b":", 1)[1].strip()
             for line in request.split(b"\r\n")
@@ -112,3 +115,39 @@ def test_close_wakes_a_blocked_receive() -> None:
         assert "closed" in str(errors[0])
     finally:
         listener.close()
+
+
+def test_a_peer_that_stops_reading_cannot_block_a_send_forever() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    url = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    outcomes: list = []
+    try:
+        with PayClient(url, timeout=1) as client:
+
+            def send_big() -> None:
+                try:  # 4 MiB per request: the socket buffers fill, then send stalls
+                    client.request("BLOB_REQUEST", {"blob": "x" * (4 << 20)})
+                except Exception as exc:
+                    outcomes.append(exc)
+
+            senders = [threading.Thread(target=send_big) for _ in range(4)]
+            started = time.monotonic()
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join(10)
+            assert not any(sender.is_alive() for sender in senders)
+            assert time.monotonic() - started < 8
+            assert len(outcomes) == 4
+            assert any("sending failed" in str(exc) for exc in outcomes)
+            # A request whose bytes all went out before the stall waits out its timeout.
+            assert all(
+                isinstance(exc, (ConnectionLostError, RequestTimeoutError)) for exc in outcomes
+            ), outcomes
+            assert not client.connected  # the stream was closed, not left half-written
+    finally:
+        listener.close()
+        for conn, _ in accepted:
+            conn.close()

@@ -28,12 +28,14 @@ from payprotocol import (
     Status,
     SubmitSignatureRequest,
     TransactionStatus,
+    codec,
     decode_message,
     encode_message,
     models,
     redact,
     redacted_text,
 )
+from payprotocol import models as m
 from payprotocol._converter import to_camel
 from payprotocol.codec import MESSAGE_TYPES, data_key, dumps, message_to_wire
 
@@ -378,8 +380,8 @@ def test_data_key_naming_rule() -> None:
 
 
 def test_dumps_writes_decimal_as_is() -> None:
-    assert dumps({"a": Decimal("1E+2"), "b": [Decimal("-0.00"), 1, 1.5, None, True]}) == (
-        '{"a":1E+2,"b":[-0.00,1,1.5,null,true]}'
+    assert dumps({"a": Decimal("1E+2"), "b": [Decimal("-0.00"), 1, None, True]}) == (
+        '{"a":1E+2,"b":[-0.00,1,null,true]}'
     )
     with pytest.raises(ValueError):
         dumps(Decimal("Infinity"))
@@ -723,3 +725,44 @@ def test_random_messages_decode_or_raise_protocol_violation(
         return
     # What decoded can be sent back, and decodes to the same message again.
     assert decode_message(encode_message(message)) == message
+
+
+def test_floats_are_refused_on_the_way_out() -> None:
+    with pytest.raises(TypeError, match="Decimal"):
+        codec.dumps({"amount": 0.1 + 0.2})
+    with pytest.raises(TypeError):
+        codec.encode_message(
+            m.Message(
+                "GET_TRANSACTION_REQUEST",
+                "t",
+                None,
+                m.GetTransactionRequest(),
+                extra_fields={"rate": 1.5},
+            )
+        )
+
+
+def test_response_type_follows_the_naming_rule() -> None:
+    assert codec.response_type("GET_TRANSACTION_REQUEST") == "GET_TRANSACTION_RESPONSE"
+    assert codec.response_type("PING") == "PING_RESPONSE"
+
+
+def test_raw_message_keeps_a_misfit_whole() -> None:
+    raw = {
+        "type": "EXECUTE_TRANSACTION_UPDATE",
+        "tag": "t",
+        "resource": 7,
+        "status": "OK",
+        "executeTransactionUpdate": {"abortable": "yes"},
+        "future": [1],
+    }
+    message = codec.raw_message(raw)
+    assert isinstance(message, m.RawMessage)
+    assert (message.type, message.tag, message.resource) == (
+        "EXECUTE_TRANSACTION_UPDATE",
+        "t",
+        None,
+    )
+    assert message.data == {"abortable": "yes"}
+    assert message.extra_fields == {"resource": 7, "status": "OK", "future": [1]}
+    assert codec.raw_message({"tag": 5}).type == "UNKNOWN"

@@ -133,6 +133,23 @@ def test_server_error_outcome_without_transaction(journal: Journal) -> None:
     assert entry.resource is None and entry.message_type == AMEND
 
 
+@pytest.mark.parametrize("status", ["INCONCLUSIVE", "PENDING", "PENDING_REVIEW", "UNKNOWN"])
+def test_a_status_that_is_not_known_final_stays_pending(journal: Journal, status: str) -> None:
+    send(journal, "t-1")
+    journal.record_outcome("t-1", None, status=status)
+    [pending] = journal.pending()
+    assert pending.status == status
+
+
+@pytest.mark.parametrize(
+    "status", ["APPROVED", "ACCEPTED", "DECLINED", "ABORTED", "ERROR", "NOT_SENT", "NOT_FOUND"]
+)
+def test_final_and_client_known_statuses_settle_the_row(journal: Journal, status: str) -> None:
+    send(journal, "t-1")
+    journal.record_outcome("t-1", None, status=status)
+    assert journal.pending() == []
+
+
 def test_mark_unknown_keeps_the_row_pending_with_its_reason(journal: Journal) -> None:
     send(journal, "t-1")
     assert journal.mark_unknown("t-1", "connection lost") is True
