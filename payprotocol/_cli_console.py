@@ -28,25 +28,12 @@ from . import models as m
 from ._converter import converter
 
 __all__ = [
-    "FINAL_STATES",
     "StatusLine",
     "StdinLines",
     "describe_transaction",
     "money",
     "transaction_json",
 ]
-
-#: Update states after which a reader shows nothing new. The final update is
-#: sent just before the final response, but it reaches the screen through the
-#: dispatcher thread, so a caller waits (briefly) for it before printing results.
-FINAL_STATES = frozenset(
-    {
-        m.ProcessState.APPROVED,
-        m.ProcessState.DECLINED,
-        m.ProcessState.ABORTED,
-        m.ProcessState.FAILED,
-    }
-)
 
 
 def _is_tty(stream: TextIO) -> bool:

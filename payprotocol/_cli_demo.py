@@ -19,7 +19,7 @@ from typing import Callable, List, Optional
 import attrs
 
 from . import models as m
-from ._cli_console import FINAL_STATES, StatusLine, money
+from ._cli_console import StatusLine, money
 from .client import PayClient
 from .errors import PayProtocolError, ServerError
 
@@ -65,7 +65,6 @@ class _Tour:
         self.steps: List[_Step] = []
         self.reader: Optional[m.Device] = None
         self.signature_requests = 0
-        self.settled = threading.Event()  # the reader showed its last lines
         # The POS answers actions from a callback, as legacy POS code does.
         client.on_update(self._show)
         client.on_action(self._answer)
@@ -75,8 +74,6 @@ class _Tour:
     def _show(self, update: object) -> None:
         if isinstance(update, (m.ExecuteTransactionUpdate, m.AmendTransactionUpdate)):
             self.out.show(update.information)
-            if update.state in FINAL_STATES:
-                self.settled.set()
 
     def _answer(self, action: m.ExecuteTransactionAction) -> None:
         if action.action == m.ActionType.SIGNATURE:
@@ -94,11 +91,8 @@ class _Tour:
         step = _Step(title, expected)
         self.steps.append(step)
         self.out.print(f"[{number}] {title}")
-        self.settled.clear()
         try:
             run(step)
-            if step.transaction:
-                self.settled.wait(1.0)
         except PayProtocolError as exc:
             step.got, step.ok, step.note = type(exc).__name__, False, str(exc)
         finally:

@@ -46,7 +46,6 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from . import __version__, codec
 from . import models as m
 from ._cli_console import (
-    FINAL_STATES,
     StatusLine,
     StdinLines,
     describe_transaction,
@@ -550,7 +549,6 @@ class _InteractiveCharge:
         self.custom_identifier: str = args.custom_identifier or uuid.uuid4().hex
         self.abortable = False
         self.finished = threading.Event()
-        self.settled = threading.Event()  # the reader showed its last lines
         self.transaction: Optional[m.Transaction] = None
         self.failure: Optional[BaseException] = None
 
@@ -563,12 +561,13 @@ class _InteractiveCharge:
             try:
                 self.finished.wait(0.2)
             except KeyboardInterrupt:
-                presses = self._interrupted(presses)
+                try:
+                    presses = self._interrupted(presses)
+                except KeyboardInterrupt:  # pressed again while the abort was being sent
+                    presses += 1
                 if presses >= _GIVE_UP_AFTER:
                     self.status.finish()
                     return None
-        if self.failure is None:
-            self.settled.wait(1.0)
         self.status.finish()
         if self.failure is not None:
             raise self.failure
@@ -616,8 +615,6 @@ class _InteractiveCharge:
         if isinstance(update, m.ExecuteTransactionUpdate):
             self.abortable = bool(update.abortable)
             self.status.show(update.information, "Ctrl-C to abort" if self.abortable else "")
-            if update.state in FINAL_STATES:
-                self.settled.set()
 
     def _ask(self, question: str) -> Optional[str]:
         self.status.prompt(question)
@@ -780,13 +777,10 @@ def _cmd_amend(args: argparse.Namespace) -> int:
 
     def body(client: PayClient, login: m.LoginMerchantResponse) -> int:
         status = StatusLine(sys.stderr)
-        settled = threading.Event()
 
         def on_update(update: object) -> None:
             if isinstance(update, m.AmendTransactionUpdate):
                 status.show(update.information)
-                if update.state in FINAL_STATES:
-                    settled.set()
 
         try:
             if args.kind == "refund":
@@ -820,7 +814,6 @@ def _cmd_amend(args: argparse.Namespace) -> int:
             status.finish()
             _report_unknown(args, custom_identifier, "interrupted while waiting for the result")
             return EXIT_OUTCOME_UNKNOWN
-        settled.wait(1.0)
         status.finish()
         _print_transaction(args, transaction)
         return _exit_code_of(transaction)

@@ -16,7 +16,6 @@ import argparse
 import getpass
 import os
 import sys
-import threading
 from decimal import Decimal
 from typing import Optional
 
@@ -41,7 +40,6 @@ class LegacyPos:
         login = self.client.login(merchant, secret, ProviderMode.TEST)
         self.reader = login.devices[0]
         self._shown: Optional[list[str]] = None
-        self._done = threading.Event()  # the reader showed its final lines
 
     def close(self) -> None:
         self.client.close()
@@ -53,8 +51,6 @@ class LegacyPos:
         if information and information != self._shown:
             self._shown = list(information)
             print(f"  [display] {information[0]:<22} {information[1]}")
-        if getattr(update, "state", None) in ("APPROVED", "DECLINED", "ABORTED", "FAILED"):
-            self._done.set()
 
     def on_reader_action(self, action: ExecuteTransactionAction) -> None:
         if action.action == ActionType.SIGNATURE:
@@ -80,11 +76,9 @@ class LegacyPos:
     def sell(self, amount: str, subject: str) -> Transaction:
         print(f"Sale: {subject}, {amount} EUR")
         self._shown = None
-        self._done.clear()
+        # Blocks until the payment is over; by then every display update that
+        # came before the result has gone through on_reader_update.
         transaction = self.client.charge(self.reader, Decimal(amount), "EUR", subject=subject)
-        # Callbacks run on their own thread: give the last display line a
-        # moment to appear so that the console reads in order.
-        self._done.wait(1.0)
         print(f"  => {transaction.status} ({transaction.transaction_identifier})")
         return transaction
 
