@@ -4,7 +4,6 @@ simulator, over framed TCP and WebSocket."""
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 from typing import Any, List
 
@@ -196,19 +195,19 @@ def test_unhandled_signature_waits_for_the_server(url: str) -> None:
 
 def test_device_busy_and_other_device_in_parallel(client: PayClient) -> None:
     results: List[Any] = []
+    presenting = threading.Event()  # the slow card is being waited for: abortable
+
+    def on_update(update: Any) -> None:
+        if update.abortable:
+            presenting.set()
+
     first = threading.Thread(
         target=lambda: results.append(
-            client.charge(
-                READER,
-                Decimal("20.09"),
-                "EUR",
-                on_update=lambda u: None,
-                on_action=sign_on_receipt(client),
-            )
+            client.charge(READER, Decimal("20.09"), "EUR", on_update=on_update)
         )
     )
     first.start()
-    time.sleep(0.3)
+    assert presenting.wait(5)
     with pytest.raises(ServerError) as caught:
         client.charge(READER, Decimal("1.00"), "EUR")
     assert caught.value.error_type == m.ErrorType.DEVICE_BUSY
@@ -340,9 +339,15 @@ def test_outcome_unknown_is_never_a_silent_failure(url: str, simulator: Simulato
         with pytest.raises(TransactionOutcomeUnknownError) as caught:
             client.charge(READER, Decimal("10.00"), "EUR", on_action=sign_on_receipt(client))
     simulator.set_faults(None)
-    time.sleep(0.3)  # the reader finishes the transaction on its own
+    assert simulator.wait_idle(5)  # the reader finishes the transaction on its own
+    truth = simulator.store.get_by_custom_identifier(caught.value.custom_identifier or "")
+    assert truth is not None
     with PayClient(url, timeout=5) as client:
         client.login("merchant-1", "secret-1")
         found = client.get_transaction(custom_identifier=caught.value.custom_identifier or "")
-    # Nobody answered the signature on the dropped connection: the reader ends it.
-    assert found.status in ("APPROVED", "ABORTED", "DECLINED")
+    # The lookup tells the POS exactly what the reader did without it.
+    assert (found.transaction_identifier, found.status) == (
+        truth.transaction_identifier,
+        truth.status,
+    )
+    assert m.is_final_status(found.status)

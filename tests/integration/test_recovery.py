@@ -19,6 +19,7 @@ from payprotocol import (
     PayClient,
     ProtocolViolationError,
     ReconnectPolicy,
+    ServerError,
     TransactionOutcomeUnknownError,
 )
 from payprotocol import models as m
@@ -218,9 +219,10 @@ def test_requests_fail_fast_while_reconnecting(url: str, sim: Simulator) -> None
             client.get_transaction(custom_identifier="x")
         assert time.monotonic() - started < 0.2
         assert client.wait_connected(5)
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(ServerError) as caught:
             client.get_transaction(custom_identifier="never-existed")
-        assert "TRANSACTION_NOT_FOUND" in str(caught.value)  # logged in again: not NOT_LOGGED_IN
+        # Logged in again by itself: the server looked, it did not say NOT_LOGGED_IN.
+        assert caught.value.error_type == m.ErrorType.TRANSACTION_NOT_FOUND
 
 
 def settled(measure: Any, expected: int, timeout: float = 3.0) -> int:

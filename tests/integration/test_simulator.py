@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Iterator, List
 
 import pytest
+import websocket
 
 from payprotocol.simulator import (
     FaultPlan,
@@ -700,8 +701,9 @@ def test_ws_garbage_closes_only_that_connection(
 
 
 def test_ws_wrong_path_is_refused(sim: Simulator) -> None:
-    with pytest.raises(Exception):  # noqa: B017 - websocket-client's handshake error
+    with pytest.raises(websocket.WebSocketBadStatusException) as caught:
         WsPeer(sim.ws_url + "elsewhere")
+    assert caught.value.status_code == 404
 
 
 def test_secrets_are_not_logged(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
