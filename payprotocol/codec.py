@@ -31,9 +31,11 @@ __all__ = [
     "SENSITIVE_WIRE_KEYS",
     "data_key",
     "decode_message",
+    "decode_parsed",
     "dumps",
     "encode_message",
     "message_to_wire",
+    "parse_message",
     "raw_message",
     "response_type",
     "redact",
@@ -211,7 +213,11 @@ def _refuse_constant(name: str) -> Any:
 _JSON_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 
 
-def _parse(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
+def parse_message(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str, Any]:
+    """One message's UTF-8 JSON as a dict (amounts as ``Decimal``), untyped.
+
+    Raises :class:`ProtocolViolationError` when it is not UTF-8, not JSON, or
+    not a JSON object. :func:`decode_parsed` types it."""
     if isinstance(payload, str):
         text = payload
     else:
@@ -245,7 +251,11 @@ def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Messa
     Raises :class:`ProtocolViolationError` when the payload is not UTF-8, not a
     JSON object, has no string ``type``, or a field does not fit its model.
     """
-    raw = _parse(payload)
+    return decode_parsed(parse_message(payload))
+
+
+def decode_parsed(raw: Dict[str, Any]) -> m.Message:
+    """:func:`decode_message` for an object :func:`parse_message` already parsed."""
     message_type = raw.get("type")
     if not isinstance(message_type, str) or not message_type:
         raise ProtocolViolationError("message has no string 'type'", raw=raw)
@@ -353,6 +363,6 @@ def redacted_text(payload: Union[bytes, str, m.Message]) -> str:
     if isinstance(payload, m.Message):
         return dumps(redact(message_to_wire(payload)))
     try:
-        return dumps(redact(_parse(payload)))
+        return dumps(redact(parse_message(payload)))
     except ProtocolViolationError:
         return f"<{len(payload)} bytes that are not a JSON object>"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Union
 
 import attrs
 
-from ..codec import decode_message
+from ..codec import decode_parsed, parse_message
 from ..errors import ProtocolViolationError
 from ..models import (
     ActionType,
@@ -279,7 +278,7 @@ class Session:
         Raises :class:`ProtocolViolationError` when the payload is not a UTF-8
         JSON object: the connection layer then closes this connection only.
         """
-        raw = _parse_object(payload)
+        raw = parse_message(payload)
         message_type = raw.get("type")
         tag = raw.get("tag")
         resource = raw.get("resource")
@@ -307,7 +306,7 @@ class Session:
             )
             return
         try:
-            self._dispatch(raw, message_type, tag, resource, payload)
+            self._dispatch(raw, message_type, tag, resource)
         except _Refusal as refusal:
             self._send_error(message_type, tag, resource, refusal.error_type, refusal.message)
         except Exception:  # a simulator bug must not kill the connection silently
@@ -320,7 +319,6 @@ class Session:
         message_type: str,
         tag: str,
         resource: Optional[str],
-        payload: Union[bytes, str],
     ) -> None:
         if message_type not in REQUEST_TYPES:
             raise _Refusal("UNKNOWN_MESSAGE_TYPE", f"unknown request type {message_type!r}")
@@ -328,7 +326,7 @@ class Session:
             raise _Refusal("NOT_LOGGED_IN", "send LOGIN_MERCHANT_REQUEST first")
         try:
             validate_request(raw)
-            message = decode_message(payload)
+            message = decode_parsed(raw)
         except InvalidRequest as exc:
             raise _Refusal("INVALID_REQUEST", str(exc)) from None
         except ProtocolViolationError as exc:
@@ -908,18 +906,6 @@ class _ExecuteRun:
                     self._cond.wait(min(remaining, 0.25))
             finally:
                 self._pending, self._answer = None, None
-
-
-def _parse_object(payload: Union[bytes, str]) -> Dict[str, Any]:
-    """The payload as a JSON object, or :class:`ProtocolViolationError`."""
-    try:
-        text = payload if isinstance(payload, str) else payload.decode("utf-8")
-        value = json.loads(text, parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolViolationError(f"not a UTF-8 JSON message: {exc}") from None
-    if not isinstance(value, dict):
-        raise ProtocolViolationError(f"a P3 message is a JSON object, got {type(value).__name__}")
-    return value
 
 
 def _str_or_none(value: object) -> Optional[str]:

@@ -92,7 +92,7 @@ class _Connection(Outbox):
         if plan.unknown_fields:
             _add_unknown_fields(wire)
         if plan.unknown_enums and message.type == "LOGIN_MERCHANT_RESPONSE":
-            for device in wire.get("loginMerchantResponse", {}).get("devices", []):
+            for device in wire.get(data_key(message.type), {}).get("devices", []):
                 device["comlink"] = "NFC_BRIDGE"
         if final:
             delay = plan.late_response

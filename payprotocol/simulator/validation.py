@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from ..codec import data_key
 from ..models import CreditDebit, Mode, ProviderMode
 from .cards import currency_decimals
 
@@ -203,22 +204,18 @@ def _get_transaction(data: _Object) -> None:
         )
 
 
-_CHECKS: Mapping[str, tuple[str, bool, Callable[[_Object], None]]] = {
-    # type: (data key, data object required, check)
-    "LOGIN_MERCHANT_REQUEST": ("loginMerchantRequest", True, _login),
-    "EXECUTE_TRANSACTION_REQUEST": ("executeTransactionRequest", True, _execute),
-    "SUBMIT_SIGNATURE_REQUEST": ("submitSignatureRequest", True, _signature),
-    "SUBMIT_APPLICATION_SELECTION_REQUEST": (
-        "submitApplicationSelectionRequest", True, _application
-    ),
-    "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST": (
-        "submitCreditDebitSelectionRequest", True, _credit_debit
-    ),
-    "SUBMIT_DCC_SELECTION_REQUEST": ("submitDccSelectionRequest", True, _dcc),
-    "ABORT_TRANSACTION_REQUEST": ("abortTransactionRequest", False, _abort),
-    "AMEND_TRANSACTION_REQUEST": ("amendTransactionRequest", True, _amend),
-    "GET_TRANSACTION_REQUEST": ("getTransactionRequest", True, _get_transaction),
-}  # fmt: skip
+_CHECKS: Mapping[str, tuple[bool, Callable[[_Object], None]]] = {
+    # type: (data object required, check); the data key follows the codec's rule
+    "LOGIN_MERCHANT_REQUEST": (True, _login),
+    "EXECUTE_TRANSACTION_REQUEST": (True, _execute),
+    "SUBMIT_SIGNATURE_REQUEST": (True, _signature),
+    "SUBMIT_APPLICATION_SELECTION_REQUEST": (True, _application),
+    "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST": (True, _credit_debit),
+    "SUBMIT_DCC_SELECTION_REQUEST": (True, _dcc),
+    "ABORT_TRANSACTION_REQUEST": (False, _abort),
+    "AMEND_TRANSACTION_REQUEST": (True, _amend),
+    "GET_TRANSACTION_REQUEST": (True, _get_transaction),
+}
 
 #: The request types the simulator serves.
 REQUEST_TYPES = frozenset(_CHECKS)
@@ -226,5 +223,6 @@ REQUEST_TYPES = frozenset(_CHECKS)
 
 def validate_request(raw: Mapping[str, Any]) -> None:
     """Check the data object of a known request type; raise :class:`InvalidRequest`."""
-    key, required, check = _CHECKS[raw["type"]]
+    required, check = _CHECKS[raw["type"]]
+    key = data_key(raw["type"])
     check(_Object(raw.get(key), key, required=required))
