@@ -227,7 +227,7 @@ def _framed(text: str) -> str:
 
 
 def _table(steps: List[_Step]) -> str:
-    header = ("#", "step", "expected", "got", "amount", "transaction", "")
+    header = ("#", "step", "expected", "got", "amount", "transaction", "result")
     rows = [header] + [
         (
             str(n),
