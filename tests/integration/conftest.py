@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List
 
 import pytest
 
 from payprotocol import PayClient
 from payprotocol.simulator import Simulator, SimulatorConfig
+
+from .scripted import Peer, ScriptedServer
 
 FAST = SimulatorConfig(step_delay=0.005, slow_presentation=1.5, action_timeout=10.0)
 
@@ -31,4 +33,21 @@ def client(url: str) -> Iterator[PayClient]:
         yield client
 
 
-ClientFactory = Callable[..., PayClient]
+#: ``serve(handler)`` starts a scripted server (see scripted.py) for one test.
+Serve = Callable[[Callable[[Peer], None]], ScriptedServer]
+
+
+@pytest.fixture(params=["tcp", "ws"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
+    """Scripted servers over TCP and over WebSocket; each must end without errors."""
+    servers: List[ScriptedServer] = []
+
+    def start(handler: Callable[[Peer], None]) -> ScriptedServer:
+        server = ScriptedServer(request.param, handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+        assert server.errors.empty(), server.errors.get()

@@ -10,7 +10,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -23,26 +23,10 @@ from payprotocol import (
 )
 from payprotocol import models as m
 
+from .conftest import Serve
 from .scripted import Peer, ScriptedServer, reply, transaction
 
 pytestmark = pytest.mark.timeout(30)
-
-Serve = Callable[[Callable[[Peer], None]], ScriptedServer]
-
-
-@pytest.fixture(params=["tcp", "ws"])
-def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
-    servers: List[ScriptedServer] = []
-
-    def start(handler: Callable[[Peer], None]) -> ScriptedServer:
-        server = ScriptedServer(request.param, handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-        assert server.errors.empty(), server.errors.get()
 
 
 def final(request: m.Message, outcome: str = "APPROVED", **reply_args: Any) -> m.Message:
