@@ -1,4 +1,5 @@
-"""Shared fixtures: a real simulator listening on 127.0.0.1 (TCP and WebSocket)."""
+"""Shared fixtures: a real simulator on 127.0.0.1 (TCP and WebSocket), and
+scripted servers for tests that must control every byte the server sends."""
 
 from __future__ import annotations
 
