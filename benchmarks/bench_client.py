@@ -40,10 +40,10 @@ from decimal import Decimal
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import websocket
+from _payloads import TRANSACTION_ID, transaction
 
 HOST = "127.0.0.1"  # never anything else
 TARGET_LATENCY_RATIO = 1.5
-TRANSACTION_ID = "9a1e4c0b7d2f4e1a8c3b5d6e7f809112"
 _HEADER = struct.Struct(">I")
 _TAG_PLACEHOLDER = "@@TAG@@"
 
@@ -55,42 +55,18 @@ Call = Callable[[], Any]
 
 def _response_template() -> Tuple[str, str]:
     """The GET_TRANSACTION_RESPONSE text, split around its tag's JSON string."""
-    transaction = {
-        "transactionIdentifier": TRANSACTION_ID,
-        "type": "CHARGE",
-        "status": "APPROVED",
-        "statusDetails": {"code": "APPROVED", "description": "Transaction approved"},
-        "amount": "@@10.00@@",
-        "currency": "EUR",
-        "includedTipAmount": "@@0.00@@",
-        "subject": "Table 4",
-        "customIdentifier": "order4711",
-        "mode": "ONLINE",
-        "captured": True,
-        "created": "2026-11-29T12:00:00Z",
-        "referencedTransactionIdentifier": None,
-        "metadata": {"clerk": "anna"},
-        "cardDetails": {
-            "scheme": "VISA",
-            "maskedCardNumber": "************0119",
-            "cardholderName": "A SHOPPER",
-            "expiryMonth": 12,
-            "expiryYear": 2030,
-            "countryCodeNumeric": "276",
-        },
-        "paymentDetails": {"source": "ICC", "cvm": "SIGNATURE"},
-    }
     message = {
         "type": "GET_TRANSACTION_RESPONSE",
         "tag": _TAG_PLACEHOLDER,
         "resource": None,
         "status": "OK",
-        "getTransactionResponse": {"transaction": transaction},
+        "getTransactionResponse": {"transaction": transaction(with_receipts=False)},
     }
-    # Amounts as exact JSON numbers, as a PayServer writes them.
-    text = json.dumps(message, separators=(",", ":"))
-    text = text.replace('"@@10.00@@"', "10.00").replace('"@@0.00@@"', "0.00")
-    prefix, suffix = text.split(json.dumps(_TAG_PLACEHOLDER))
+    # Amounts as exact JSON numbers, as a PayServer writes them. Built once at
+    # start-up; answering a request never runs SDK code.
+    from payprotocol.codec import dumps
+
+    prefix, suffix = dumps(message).split(dumps(_TAG_PLACEHOLDER))
     return prefix, suffix
 
 
@@ -528,7 +504,7 @@ def _check(name: str, result: Any) -> None:
 
 
 def run(settings: Settings) -> Results:
-    from payprotocol import PayClient  # here, so the server process never loads the SDK
+    from payprotocol import PayClient  # here: the server process never needs the client
 
     results = Results(settings, sys.version.split()[0])
     with ServerProcess(settings.ws_server) as server:

@@ -22,95 +22,26 @@ import statistics
 import sys
 import timeit
 from decimal import Decimal
-from typing import Any, Callable, Dict, List
+from typing import Callable, List
+
+from _payloads import transaction
 
 from payprotocol import decode_message, encode_message
+from payprotocol.codec import dumps
 
 TARGET_RATIO = 3.0
 
 
-def _line(key: str, label: str, value: str) -> Dict[str, str]:
-    return {"key": key, "label": label, "value": value}
-
-
-def _receipt(kind: str) -> Dict[str, Any]:
-    return {
-        "data": {
-            "RECEIPT_TYPE": _line("RECEIPT_TYPE", "Receipt", kind),
-            "TRANSACTION_TYPE": _line("TRANSACTION_TYPE", "Type", "Payment"),
-            "SUBJECT": _line("SUBJECT", "Subject", "Table 4"),
-            "AMOUNT_AND_CURRENCY": _line("AMOUNT_AND_CURRENCY", "Amount", "10.00 EUR"),
-            "STATUS_TEXT": _line("STATUS_TEXT", "Status", "APPROVED"),
-            "DATE": _line("DATE", "Date", "29/11/2026"),
-            "TIME": _line("TIME", "Time", "12:00:00"),
-        },
-        "merchantDetails": [
-            _line("NAME", "Merchant", "Cafe Central"),
-            _line("ADDRESS", "Address", "Herrengasse 14"),
-            _line("ZIP_CITY", "City", "1010 Wien"),
-            _line("PHONE", "Phone", "+43 1 533 37 63"),
-        ],
-        "paymentDetails": [
-            _line("SCHEME", "Card", "VISA"),
-            _line("MASKED_ACCOUNT", "Account", "************0119"),
-            _line("AID", "AID", "A0000000031010"),
-            _line("ENTRY_MODE", "Entry", "Chip"),
-            _line("CVM", "Verification", "Signature"),
-        ],
-        "clearingDetails": [
-            _line("TERMINAL_ID", "TID", "12345678"),
-            _line("MERCHANT_ID", "MID", "000000012345678"),
-            _line("TRANSACTION_ID", "Transaction", "9a1e4c0b7d2f4e1a8c3b5d6e7f809112"),
-            _line("AUTHORIZATION_CODE", "Auth code", "123456"),
-        ],
-        "tipLineRequired": False,
-        "signatureLineRequired": kind == "Merchant Receipt",
-    }
-
-
 def sample_response() -> bytes:
     """A full ``EXECUTE_TRANSACTION_RESPONSE`` with both receipts, as wire bytes."""
-    transaction = {
-        "transactionIdentifier": "9a1e4c0b7d2f4e1a8c3b5d6e7f809112",
-        "type": "CHARGE",
-        "status": "APPROVED",
-        "statusDetails": {"code": "APPROVED", "description": "Transaction approved"},
-        "amount": Decimal("10.00"),
-        "currency": "EUR",
-        "includedTipAmount": Decimal("0.00"),
-        "subject": "Table 4",
-        "customIdentifier": "order4711",
-        "mode": "ONLINE",
-        "captured": True,
-        "created": "2026-11-29T12:00:00Z",
-        "referencedTransactionIdentifier": None,
-        "metadata": {"clerk": "anna"},
-        "cardDetails": {
-            "scheme": "VISA",
-            "maskedCardNumber": "************0119",
-            "cardholderName": "A SHOPPER",
-            "expiryMonth": 12,
-            "expiryYear": 2030,
-            "countryCodeNumeric": "276",
-        },
-        "paymentDetails": {"source": "ICC", "cvm": "SIGNATURE"},
-        "merchantReceipt": _receipt("Merchant Receipt"),
-        "customerReceipt": _receipt("Customer Receipt"),
-    }
     message = {
         "type": "EXECUTE_TRANSACTION_RESPONSE",
         "tag": "4f1c2d7e-0a55-4c53-9d0b-2b8f7c1e9a10",
         "resource": "devices/counter1",
         "status": "OK",
-        "executeTransactionResponse": {"transaction": transaction},
+        "executeTransactionResponse": {"transaction": transaction(with_receipts=True)},
     }
-    # json.dumps cannot write Decimal; amounts are small, so str() is exact here.
-    return (
-        json.dumps(message, default=str)
-        .replace('"10.00"', "10.00")
-        .replace('"0.00"', "0.00")
-        .encode("utf-8")
-    )
+    return dumps(message).encode("utf-8")
 
 
 def _per_call(function: Callable[[], object], number: int) -> float:
