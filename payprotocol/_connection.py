@@ -1,0 +1,98 @@
+"""One connection: a transport, its reader thread, decoding and the wire trace.
+
+Strategy (architecture rule 2): the reader thread (``payprotocol-reader``)
+only receives, decodes and hands each message to :class:`Inbound`; it never
+runs user code, so nothing a callback does can stop responses or keepalives.
+A message that is valid JSON but does not fit the contract is a *misfit*: it
+fails at most its own request and the connection goes on. Bytes that are not
+UTF-8 JSON objects, or a broken frame, end the connection: the stream can no
+longer be trusted. When the reader ends, for whatever reason, it closes the
+transport and reports the failure once to ``on_end``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from . import codec
+from ._inbound import Inbound
+from .errors import ConnectionLostError, ProtocolViolationError
+from .transport import Transport
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("payprotocol")
+wire_logger = logging.getLogger("payprotocol.wire")
+
+
+class Connection:
+    """A transport with a reader thread that feeds :class:`Inbound`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        inbound: Inbound,
+        on_end: Callable[[Connection, BaseException], None],
+        *,
+        wire_trace: bool = False,
+    ) -> None:
+        self.transport = transport
+        self._inbound = inbound
+        self._on_end = on_end
+        self._wire_trace = wire_trace
+        self.reader = threading.Thread(
+            target=self._read_loop, name="payprotocol-reader", daemon=True
+        )
+
+    @property
+    def description(self) -> str:
+        return self.transport.description
+
+    def start(self) -> None:
+        self.reader.start()
+
+    def send(self, payload: bytes) -> None:
+        """Send one message (thread safe); raises :class:`ConnectionLostError`."""
+        self._trace("->", payload)
+        self.transport.send(payload)
+
+    def close(self) -> None:
+        """Close the transport, which wakes the reader's blocked receive. Idempotent."""
+        self.transport.close()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the reader to end (never from the reader itself)."""
+        if self.reader.is_alive() and self.reader is not threading.current_thread():
+            self.reader.join(timeout)
+
+    def _trace(self, direction: str, payload: bytes) -> None:
+        if self._wire_trace and wire_logger.isEnabledFor(logging.DEBUG):
+            wire_logger.debug("%s %s", direction, codec.redacted_text(payload))
+
+    def _read_loop(self) -> None:
+        failure: BaseException
+        inbound, transport = self._inbound, self.transport
+        try:
+            while True:
+                payload = transport.receive()
+                self._trace("<-", payload)
+                try:
+                    message = codec.decode_message(payload)
+                except ProtocolViolationError as exc:
+                    if exc.raw is None:  # not UTF-8 or not a JSON object: the stream is suspect
+                        raise
+                    inbound.misfit(exc, exc.raw)
+                    continue
+                inbound.message(message)
+        except ProtocolViolationError as exc:
+            logger.error("closing the connection: the server broke the protocol: %s", exc)
+            failure = exc
+        except ConnectionLostError as exc:
+            failure = exc
+        except Exception as exc:  # a bug must still end every wait
+            logger.exception("reader thread failed")
+            failure = ConnectionLostError(f"reader failed: {exc!r}")
+        transport.close()  # idempotent; releases the socket of a dead connection now
+        self._on_end(self, failure)

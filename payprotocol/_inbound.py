@@ -1,0 +1,160 @@
+"""What each message from the server does: the routing table's verdict, carried out.
+
+Strategy: :meth:`RequestTable.route` decides (pure); :class:`Inbound` acts on
+the reader thread, quickly and without user code. A completion finishes its
+request (and, for a transaction, queues the barrier its caller waits on
+before returning); updates and actions re-arm the sliding timeout and go to
+the dispatcher; a response nobody waits for any more goes to
+``on_late_result``, the log at WARNING and the journal (architecture rule 7).
+An action with no handler at all is answered with an abort, decided on the
+dispatcher when it is its turn (a handler may have been registered since).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict
+
+import attrs
+
+from . import models as m
+from ._dispatch import Dispatcher, Subscribers
+from ._recorder import NullRecorder
+from ._requests import PendingRequest, RequestTable, Route, transaction_of
+from .codec import raw_message, redacted_text
+from .errors import PayProtocolError, ProtocolViolationError
+
+__all__ = ["ActionCallback", "Inbound", "LateResultCallback", "UpdateCallback"]
+
+logger = logging.getLogger("payprotocol")
+
+UpdateCallback = Callable[[Any], None]
+ActionCallback = Callable[[m.ExecuteTransactionAction], None]
+LateResultCallback = Callable[[m.Message], None]
+
+
+@attrs.define
+class Inbound:
+    """Carries out the routing of server messages (runs on the reader thread)."""
+
+    table: RequestTable
+    dispatcher: Dispatcher
+    recorder: NullRecorder
+    update_callbacks: Subscribers[UpdateCallback]
+    action_callbacks: Subscribers[ActionCallback]
+    late_callbacks: Subscribers[LateResultCallback]
+    #: ``abort_transaction(resource)``, for actions nobody handles.
+    abort: Callable[[str], None]
+
+    def message(self, message: m.Message) -> None:
+        """One decoded message from the server."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("<- %s tag=%s status=%s", message.type, message.tag, message.status)
+        route, request = self.table.route(message)
+        if route is Route.COMPLETE:
+            assert request is not None
+            if request.is_transaction:
+                # The caller returns after the updates queued before this response
+                # reached their callbacks (bounded: a stuck callback cannot hold it).
+                request.callbacks_done = self.dispatcher.barrier()
+            if not request.finish(response=message):  # a timeout won the race
+                self.late(message)
+        elif route is Route.LATE:
+            self.late(message)
+        elif route is Route.IGNORE:
+            logger.warning(
+                "%s for tag %s which no request waits for; ignored: %s",
+                message.type,
+                message.tag,
+                redacted_text(message),
+            )
+        else:
+            assert request is not None
+            request.touch()  # progress re-arms the sliding timeout
+            if route is Route.ACTION:
+                self._action(request, message.data)
+            else:
+                self._update(request, message)
+
+    def misfit(self, violation: ProtocolViolationError, raw: Dict[str, Any]) -> None:
+        """A JSON message whose fields do not fit the contract. The connection is
+        fine; a response fails only its own request, anything else goes on whole
+        as a raw message (an update for its request, or a late result)."""
+        message = raw_message(raw)
+        logger.error(
+            "%s (tag %s) does not fit the contract: %s", message.type, message.tag, violation
+        )
+        route, request = self.table.route_misfit(message)
+        if route is Route.FAIL:
+            assert request is not None
+            if not request.finish(failure=violation):
+                self.late(message)
+        else:
+            self.message(message)
+
+    def late(self, message: m.Message) -> None:
+        logger.warning(
+            "late or duplicate %s for tag %s (nobody waits for it): %s",
+            message.type,
+            message.tag,
+            redacted_text(message),
+        )
+        transaction = transaction_of(message)
+        if message.tag and transaction is not None:
+            # A late answer to a journaled transaction settles its unknown outcome.
+            tag = message.tag
+            self.dispatcher.put(lambda: self.recorder.late(tag, transaction))
+        for callback in self.late_callbacks.snapshot():
+            self.dispatcher.call(callback, message)
+
+    def _update(self, request: PendingRequest, message: m.Message) -> None:
+        if not message.type.endswith(("_UPDATE", "_ACTION")):
+            logger.warning(
+                "%s for tag %s of a %s: passed to on_update",
+                message.type,
+                message.tag,
+                request.request_type,
+            )
+        # Typed updates go on as their data; anything else (unknown types, other
+        # responses) whole, as its data alone says too little.
+        is_update = message.type.endswith("_UPDATE") and not isinstance(message, m.RawMessage)
+        update = message.data if is_update else message
+        self.dispatcher.put(lambda: self._deliver_update(request, update))
+
+    def _action(self, request: PendingRequest, action: m.ExecuteTransactionAction) -> None:
+        self.dispatcher.put(lambda: self._deliver_action(request, action))
+
+    def _deliver_update(self, request: PendingRequest, update: Any) -> None:
+        for callback in (request.on_update, *self.update_callbacks.snapshot()):
+            if callback is not None:
+                self.dispatcher.run_callback(callback, update)
+
+    def _deliver_action(self, request: PendingRequest, action: m.ExecuteTransactionAction) -> None:
+        callbacks = [request.on_action] if request.on_action is not None else []
+        callbacks += self.action_callbacks.snapshot()
+        for callback in callbacks:
+            self.dispatcher.run_callback(callback, action)
+        if not callbacks:  # decided here, not when it arrived: a handler may have come
+            logger.warning(
+                "%s action for tag %s but no on_action handler is registered: aborting the "
+                "transaction on %s",
+                action.action,
+                request.tag,
+                request.resource,
+            )
+            self._abort_unhandled(request)
+
+    def _abort_unhandled(self, request: PendingRequest) -> None:
+        if request.resource is None:
+            return
+        try:
+            self.abort(request.resource)
+        except PayProtocolError as exc:
+            # Still waiting, not silently: the server ends the step (its action
+            # timeout) or the sliding timeout makes the outcome unknown.
+            logger.error(
+                "could not abort the transaction on %s (%s): it waits for the server to end "
+                "it; register on_action to answer actions",
+                request.resource,
+                exc,
+            )

@@ -1,0 +1,358 @@
+"""The request table and the money rules: no sockets, no threads of its own.
+
+Strategy: every request in flight is a :class:`PendingRequest` in one
+:class:`RequestTable` keyed by its tag. Everything the client decides about a
+message or an outcome is a pure function of the table and the message, so it
+can be unit-tested with an injected clock and no I/O:
+
+* :meth:`RequestTable.route` says what a received message is: the
+  *completion* of a waiting request, an *update* or *action* of one, a *late*
+  response nobody waits for any more, or something to *ignore*;
+  :meth:`RequestTable.route_misfit` does the same for a message whose fields do
+  not fit the contract (it fails its own request, or goes on raw).
+* :meth:`RequestTable.await_outcome` blocks on the request's own latch under a
+  sliding deadline: each update or action re-arms the idle limit, under an
+  absolute cap (architecture rule 6).
+* :func:`settle` turns a final response into what the caller gets: the
+  response, a :class:`ServerError`, or :class:`TransactionOutcomeUnknownError`
+  when the response does not prove the money's fate; :func:`failure_for` does
+  the same for a request that ended without a response.
+
+The per-request latch is one bare ``threading.Lock`` held until the outcome is
+in: cheaper than ``threading.Event`` (no Condition, no second wake-up), and it
+wakes exactly the one waiter (architecture rule 1).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import attrs
+
+from . import models as m
+from .codec import response_type
+from .errors import (
+    ConnectionLostError,
+    PayProtocolError,
+    ProtocolViolationError,
+    RequestTimeoutError,
+    ServerError,
+    TransactionOutcomeUnknownError,
+)
+
+__all__ = [
+    "TRANSACTION_TYPES",
+    "Clock",
+    "PendingRequest",
+    "RequestTable",
+    "Route",
+    "TagSource",
+    "failure_for",
+    "outcome_unknown",
+    "server_error",
+    "settle",
+    "transaction_of",
+]
+
+#: Requests whose final response decides money: a lost response means "outcome unknown".
+TRANSACTION_TYPES = frozenset({"EXECUTE_TRANSACTION_REQUEST", "AMEND_TRANSACTION_REQUEST"})
+
+Clock = Callable[[], float]
+UpdateCallback = Callable[[Any], None]
+ActionCallback = Callable[[m.ExecuteTransactionAction], None]
+
+
+class TagSource:
+    """Unique request tags: a random per-client prefix and a counter.
+
+    P3 only asks tags to be unique per connection; the random prefix keeps them
+    unique across clients and reconnects too (a journal may hold tags of many
+    processes), and a counter costs a fraction of ``uuid4()`` per request."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._counter)}"
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@attrs.define(eq=False)
+class PendingRequest:
+    """One request in flight: its latch, its outcome, its callbacks and its clock.
+
+    ``last_activity`` is re-armed by every update or action of the request (the
+    sliding timeout); ``callbacks_done`` is set by the dispatcher once the
+    callbacks queued before the final response ran."""
+
+    tag: str
+    request_type: str
+    resource: Optional[str] = None
+    custom_identifier: Optional[str] = None
+    on_update: Optional[UpdateCallback] = None
+    on_action: Optional[ActionCallback] = None
+    clock: Clock = time.monotonic
+    response: Optional[m.Message] = None
+    failure: Optional[BaseException] = None
+    sent: bool = False
+    callbacks_done: Optional[threading.Event] = None
+    created: float = attrs.field(init=False)
+    last_activity: float = attrs.field(init=False)
+    is_transaction: bool = attrs.field(init=False)
+    #: The only message type that completes this request (P3 naming rule).
+    response_type: str = attrs.field(init=False)
+    _ready: threading.Lock = attrs.field(init=False, factory=_held_lock)
+    _guard: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _done: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.created = self.last_activity = self.clock()
+        self.is_transaction = self.request_type in TRANSACTION_TYPES
+        self.response_type = response_type(self.request_type)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def touch(self) -> None:
+        """Progress (an update or action): re-arm the sliding timeout."""
+        self.last_activity = self.clock()
+
+    def finish(
+        self, response: Optional[m.Message] = None, failure: Optional[BaseException] = None
+    ) -> bool:
+        """Record the outcome once (atomically: a response and a timeout may
+        race); False when the request already had one."""
+        with self._guard:
+            if self._done:
+                return False
+            self.response, self.failure, self._done = response, failure, True
+        self._ready.release()
+        return True
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the outcome is in or ``timeout`` passes; True when it is in."""
+        if self._done:
+            return True
+        if self._ready.acquire(timeout=max(timeout, 0.0)):
+            self._ready.release()  # stays open for any later wait
+            return True
+        return self._done
+
+    def deadline(self, idle: float, cap: float) -> float:
+        """When this request times out unless progress re-arms it (clock time)."""
+        return min(self.last_activity + idle, cap)
+
+
+class Route(enum.Enum):
+    """What a received message means for the request table."""
+
+    COMPLETE = "complete"  # the final response of a waiting request
+    FAIL = "fail"  # an unreadable final response: fails its request
+    UPDATE = "update"  # progress of a waiting request, for on_update
+    ACTION = "action"  # the reader needs an answer, for on_action
+    LATE = "late"  # a response nobody waits for (after a timeout, or twice)
+    IGNORE = "ignore"  # not a response, and for no waiting request
+
+
+class RequestTable:
+    """The requests in flight by tag, under one lock, with an injectable clock."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._requests: Dict[str, PendingRequest] = {}
+
+    def new_request(
+        self,
+        tag: str,
+        request_type: str,
+        *,
+        resource: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+    ) -> PendingRequest:
+        """A request on this table's clock (not yet registered)."""
+        return PendingRequest(
+            tag, request_type, resource, custom_identifier, on_update, on_action, self.clock
+        )
+
+    def register(self, request: PendingRequest) -> None:
+        """Register before the send (rule 1): a response can never come first."""
+        with self._lock:
+            if request.tag in self._requests:
+                raise ValueError(f"tag {request.tag!r} is already in flight")
+            self._requests[request.tag] = request
+
+    def remove(self, request: PendingRequest) -> None:
+        with self._lock:
+            if self._requests.get(request.tag) is request:
+                del self._requests[request.tag]
+
+    def get(self, tag: Optional[str]) -> Optional[PendingRequest]:
+        if tag is None:
+            return None
+        with self._lock:
+            return self._requests.get(tag)
+
+    def __contains__(self, tag: object) -> bool:
+        with self._lock:
+            return tag in self._requests
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    def fail_all(self, failure: BaseException) -> None:
+        """End every wait at once (the connection's end, or close)."""
+        with self._lock:
+            requests = list(self._requests.values())
+        for request in requests:
+            request.finish(failure=failure)
+
+    def route(self, message: m.Message) -> Tuple[Route, Optional[PendingRequest]]:
+        """What ``message`` is, and for which waiting request. Pure: changes nothing.
+
+        Only the response type that matches the request completes it (a
+        foreign response with its tag is progress, passed to ``on_update``);
+        a response for a request that already has its outcome is late."""
+        request = self.get(message.tag)
+        if request is None:
+            if message.type.endswith("_RESPONSE"):
+                return Route.LATE, None
+            return Route.IGNORE, None
+        if message.type == request.response_type:
+            return (Route.LATE if request.done else Route.COMPLETE), request
+        if message.type == "EXECUTE_TRANSACTION_ACTION" and isinstance(
+            message.data, m.ExecuteTransactionAction
+        ):
+            return Route.ACTION, request
+        return Route.UPDATE, request
+
+    def route_misfit(self, message: m.RawMessage) -> Tuple[Route, Optional[PendingRequest]]:
+        """Like :meth:`route` for a message whose fields do not fit the
+        contract: it fails its own request when it is (or may be) that
+        request's response (late if that request already has its outcome);
+        anything else goes on whole, as a raw message."""
+        request = self.get(message.tag)
+        if request is not None and message.type in (request.response_type, "UNKNOWN"):
+            return Route.FAIL, request
+        return self.route(message)
+
+    def await_outcome(self, request: PendingRequest, idle: float, cap: float) -> m.Message:
+        """Block until ``request`` has its response and return it, or raise what
+        ended it (see :func:`failure_for`). ``idle`` is the silence limit that
+        progress re-arms; ``cap`` the absolute clock time it never passes."""
+        while True:
+            if request.wait(request.deadline(idle, cap) - self.clock()):
+                break
+            now = self.clock()
+            if now >= request.deadline(idle, cap):
+                # Finish it so that a response racing in now counts as late.
+                request.finish(failure=RequestTimeoutError(_timeout_text(request, now, idle, cap)))
+                break
+        if request.failure is not None:
+            raise failure_for(request)
+        assert request.response is not None
+        return request.response
+
+
+def _timeout_text(request: PendingRequest, now: float, idle: float, cap: float) -> str:
+    if request.is_transaction and now >= cap:
+        return f"{request.request_type} took longer than {cap - request.created:.1f} s"
+    waited = now - request.created
+    return f"no response to {request.request_type} within {idle:.1f} s (waited {waited:.1f} s)"
+
+
+def failure_for(request: PendingRequest) -> PayProtocolError:
+    """The exception for a request that ended without a response.
+
+    A transaction that was sent may have moved money: outcome unknown, with the
+    failure as its cause. One connection failure ends many waits, so each gets
+    its own exception object (a shared one would mix their tracebacks)."""
+    failure = request.failure
+    assert failure is not None
+    if request.is_transaction and request.sent:
+        return outcome_unknown(request, failure)
+    if isinstance(failure, (ConnectionLostError, ProtocolViolationError)):
+        copy = type(failure)(str(failure))
+        copy.__cause__ = failure.__cause__
+        return copy
+    if isinstance(failure, PayProtocolError):
+        return failure
+    return ConnectionLostError(f"{request.request_type} failed: {failure!r}")
+
+
+def server_error(response: m.Message) -> ServerError:
+    """The :class:`ServerError` that an ``ERROR`` response stands for."""
+    error = response.error
+    return ServerError(
+        str(error.type) if error else "UNKNOWN",
+        (error.message if error else None) or "the server reported an error",
+        error.developer_message if error else None,
+        response,
+    )
+
+
+def outcome_unknown(
+    request: PendingRequest, cause: BaseException
+) -> TransactionOutcomeUnknownError:
+    """The money may have moved, and this request can no longer tell."""
+    unknown = TransactionOutcomeUnknownError(
+        f"{request.request_type} was sent but its outcome is unknown ({cause}); "
+        f"look it up by custom identifier {request.custom_identifier!r} "
+        "instead of charging again",
+        tag=request.tag,
+        resource=request.resource,
+        custom_identifier=request.custom_identifier,
+    )
+    unknown.__cause__ = cause
+    return unknown
+
+
+def settle(request: PendingRequest, response: m.Message) -> m.Message:
+    """Judge a final response: return it, or raise what it means for the money.
+
+    * a plain request: an ``ERROR`` response is a :class:`ServerError`;
+    * a transaction (execute or amend) is judged by the transaction it holds:
+      without one, an ``ERROR`` means the request was refused before any
+      transaction existed (:class:`ServerError`), and an ``OK`` proves nothing
+      (outcome unknown); with one, an ``ERROR`` is a :class:`ServerError` only
+      when the status says no money moved (``DECLINED``, ``ABORTED``,
+      ``ERROR``), otherwise the outcome is unknown.
+    """
+    if not request.is_transaction:
+        if response.is_error:
+            raise server_error(response)
+        return response
+    transaction = getattr(response.data, "transaction", None)
+    if not isinstance(transaction, m.Transaction):
+        if response.is_error:
+            raise server_error(response)
+        raise outcome_unknown(
+            request, ProtocolViolationError(f"{response.type} holds no transaction")
+        )
+    if response.is_error:
+        error = server_error(response)
+        if str(transaction.status) not in m.FAILED_STATUSES:
+            raise outcome_unknown(request, error)
+        raise error
+    return response
+
+
+def transaction_of(response: Optional[m.Message]) -> Optional[m.Transaction]:
+    """The transaction a response (or an error's response) holds, if any."""
+    transaction = getattr(getattr(response, "data", None), "transaction", None)
+    return transaction if isinstance(transaction, m.Transaction) else None
