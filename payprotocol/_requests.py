@@ -30,7 +30,7 @@ import itertools
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 import attrs
 
@@ -52,17 +52,22 @@ __all__ = [
     "RequestTable",
     "Route",
     "TagSource",
+    "custom_identifier_of",
+    "data_of",
     "failure_for",
     "outcome_unknown",
     "server_error",
     "settle",
+    "transaction_in",
     "transaction_of",
+    "wait_limits",
 ]
 
 #: Requests whose final response decides money: a lost response means "outcome unknown".
 TRANSACTION_TYPES = frozenset({"EXECUTE_TRANSACTION_REQUEST", "AMEND_TRANSACTION_REQUEST"})
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 UpdateCallback = Callable[[Any], None]
 ActionCallback = Callable[[m.ExecuteTransactionAction], None]
 
@@ -350,6 +355,55 @@ def settle(request: PendingRequest, response: m.Message) -> m.Message:
             raise outcome_unknown(request, error)
         raise error
     return response
+
+
+def wait_limits(
+    request: PendingRequest,
+    timeout: Optional[float],
+    *,
+    plain_timeout: float,
+    transaction_timeout: float,
+    transaction_max_duration: float,
+) -> Tuple[float, float]:
+    """The idle limit and the absolute cap (clock time) of a request's wait,
+    which covers its send too. ``timeout`` (the caller's) replaces the default
+    idle limit; a plain request's cap is its idle limit, a transaction's is
+    ``transaction_max_duration`` after it started."""
+    if request.is_transaction:
+        idle = transaction_timeout if timeout is None else timeout
+        return idle, request.created + transaction_max_duration
+    idle = plain_timeout if timeout is None else timeout
+    return idle, request.created + idle
+
+
+def custom_identifier_of(data: Any) -> Optional[str]:
+    """The custom identifier in a transaction request's data object (a model or
+    a raw wire dict), if it has one."""
+    if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
+        return data.transaction_parameters.custom_identifier
+    if isinstance(data, dict):
+        parameters = data.get("transactionParameters")
+        if isinstance(parameters, dict):
+            found = parameters.get("customIdentifier")
+            return found if isinstance(found, str) else None
+    return None
+
+
+def data_of(response: m.Message, model: Type[T]) -> T:
+    """The response's data object, which must be a ``model``."""
+    if not isinstance(response.data, model):
+        raise ProtocolViolationError(
+            f"{response.type} carries {type(response.data).__name__}, expected {model.__name__}"
+        )
+    return response.data
+
+
+def transaction_in(response: m.Message) -> m.Transaction:
+    """The transaction a response must hold (a lookup's, or a settled one's)."""
+    transaction = transaction_of(response)
+    if transaction is None:
+        raise ProtocolViolationError(f"{response.type} (tag {response.tag}) holds no transaction")
+    return transaction
 
 
 def transaction_of(response: Optional[m.Message]) -> Optional[m.Transaction]:

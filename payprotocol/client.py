@@ -26,8 +26,7 @@ import base64
 import logging
 import os
 import uuid
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import attrs
 
@@ -36,18 +35,26 @@ from . import models as m
 from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
 from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
+from ._money import Amount, exact, optional_exact
 from ._reconnect import ReconnectPolicy
 from ._recorder import RecoveredOutcome, open_recorder, recover
-from ._requests import PendingRequest, RequestTable, TagSource, settle
+from ._requests import (
+    RequestTable,
+    TagSource,
+    custom_identifier_of,
+    data_of,
+    settle,
+    transaction_in,
+    wait_limits,
+)
 from .errors import (
     ConnectionLostError,
     PayProtocolError,
-    ProtocolViolationError,
     ServerError,
     TransactionOutcomeUnknownError,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE
-from .transport import Transport, open_transport, safe_url
+from .transport import open_transport, safe_url
 
 if TYPE_CHECKING:
     import ssl
@@ -65,8 +72,6 @@ __all__ = [
 logger = logging.getLogger("payprotocol")
 
 DeviceRef = Union[m.Device, str]
-Amount = Union[Decimal, int, str]
-T = TypeVar("T")
 
 # How long charge() waits for the callbacks queued before its final response.
 _CALLBACK_DRAIN_TIMEOUT = 1.0
@@ -79,20 +84,6 @@ class CallbackDeadlockError(PayProtocolError, RuntimeError):
 
 def _resource_of(device: DeviceRef) -> str:
     return device.resource if isinstance(device, m.Device) else device
-
-
-def _exact(amount: Amount, what: str = "amount") -> Decimal:
-    """Money is exact: Decimal, int or a decimal string; a float is refused."""
-    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int, str)):
-        raise TypeError(f"{what} must be a Decimal (or int/str), not {type(amount).__name__}")
-    value = Decimal(amount)
-    if not value.is_finite():
-        raise ValueError(f"{what} must be a finite number, got {amount!r}")
-    return value
-
-
-def _optional_exact(amount: Optional[Amount], what: str = "amount") -> Optional[Decimal]:
-    return None if amount is None else _exact(amount, what)
 
 
 class PayClient:
@@ -125,10 +116,6 @@ class PayClient:
         self.timeout = timeout
         self.transaction_timeout = transaction_timeout
         self.transaction_max_duration = transaction_max_duration
-        self._ssl_context = ssl_context
-        self._max_frame_size = max_frame_size
-        self._ping_interval = ping_interval
-        self._pong_timeout = pong_timeout
         self._recorder = open_recorder(journal)
         self._tags = TagSource()
         self._table = RequestTable()
@@ -147,7 +134,14 @@ class PayClient:
             abort=self.abort_transaction,
         )
         self._link = Link(
-            self._open_transport,
+            lambda: open_transport(
+                self.url,
+                connect_timeout=self.timeout,  # read at each attempt: it may be changed
+                ssl_context=ssl_context,
+                max_frame_size=max_frame_size,
+                ping_interval=ping_interval,
+                pong_timeout=pong_timeout,
+            ),
             table=self._table,
             inbound=inbound,
             dispatcher=self._dispatcher,
@@ -190,16 +184,6 @@ class PayClient:
     def connect(self) -> None:
         """Open the connection and start the reader and dispatcher threads."""
         self._link.connect()
-
-    def _open_transport(self) -> Transport:
-        return open_transport(
-            self.url,
-            connect_timeout=self.timeout,
-            ssl_context=self._ssl_context,
-            max_frame_size=self._max_frame_size,
-            ping_interval=self._ping_interval,
-            pong_timeout=self._pong_timeout,
-        )
 
     def close(self) -> None:
         """Close the connection; every waiting call raises at once. Idempotent.
@@ -270,7 +254,7 @@ class PayClient:
     ) -> m.LoginMerchantResponse:
         data = m.LoginMerchantRequest(provider_mode, merchant_identifier, merchant_secret)
         response = self._call("LOGIN_MERCHANT_REQUEST", data, timeout=timeout, internal=internal)
-        return self._data(response, m.LoginMerchantResponse)
+        return data_of(response, m.LoginMerchantResponse)
 
     def execute_transaction(
         self,
@@ -310,7 +294,7 @@ class PayClient:
             timeout=timeout,
             custom_identifier=parameters.custom_identifier,
         )
-        return self._transaction_of(response)
+        return transaction_in(response)
 
     def charge(
         self,
@@ -338,14 +322,14 @@ class PayClient:
         :meth:`capture`. See :meth:`execute_transaction` for the outcome rules."""
         parameters = m.TransactionParameters(
             m.TransactionType.CHARGE,
-            _exact(amount),
+            exact(amount),
             currency,
             auto_capture,
             subject=subject,
             custom_identifier=custom_identifier,
             statement_descriptor=statement_descriptor,
-            application_fee=_optional_exact(application_fee, "application_fee"),
-            included_tip_amount=_optional_exact(included_tip_amount, "included_tip_amount"),
+            application_fee=optional_exact(application_fee, "application_fee"),
+            included_tip_amount=optional_exact(included_tip_amount, "included_tip_amount"),
             metadata=metadata,
             tip_adjustable=tip_adjustable,
         )
@@ -452,7 +436,7 @@ class PayClient:
             timeout=timeout,
             custom_identifier=parameters.custom_identifier,
         )
-        return self._transaction_of(response)
+        return transaction_in(response)
 
     def refund(
         self,
@@ -523,7 +507,7 @@ class PayClient:
         parameters = m.AmendParameters(
             kind,
             transaction_identifier,
-            amount=_optional_exact(amount),
+            amount=optional_exact(amount),
             currency=currency,
             subject=subject,
             custom_identifier=custom_identifier,
@@ -550,7 +534,7 @@ class PayClient:
             currency=currency,
             subject=subject,
             custom_identifier=custom_identifier,
-            included_tip_amount=_exact(tip_amount, "tip_amount"),
+            included_tip_amount=exact(tip_amount, "tip_amount"),
         )
         return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
 
@@ -567,7 +551,7 @@ class PayClient:
             raise ValueError("give exactly one of transaction_identifier and custom_identifier")
         data = m.GetTransactionRequest(transaction_identifier, custom_identifier)
         response = self._call("GET_TRANSACTION_REQUEST", data, timeout=timeout)
-        return self._transaction_of(response)
+        return transaction_in(response)
 
     def pending_outcomes(self) -> List[PendingOutcome]:
         """Journaled transactions whose outcome is unknown, oldest first (needs
@@ -609,13 +593,6 @@ class PayClient:
 
         ``data`` is a model instance for a known type, or a ``dict`` sent as it is.
         """
-        custom_identifier = None
-        if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
-            custom_identifier = data.transaction_parameters.custom_identifier
-        elif isinstance(data, dict):
-            parameters = data.get("transactionParameters")
-            if isinstance(parameters, dict):
-                custom_identifier = parameters.get("customIdentifier")
         return self._call(
             type,
             data,
@@ -623,7 +600,7 @@ class PayClient:
             on_update=on_update,
             on_action=on_action,
             timeout=timeout,
-            custom_identifier=custom_identifier,
+            custom_identifier=custom_identifier_of(data),
         )
 
     # --- the request path ----------------------------------------------------
@@ -673,7 +650,13 @@ class PayClient:
                 raise
             request.sent = True
             try:
-                idle, cap = self._limits(request, timeout)
+                idle, cap = wait_limits(
+                    request,
+                    timeout,
+                    plain_timeout=self.timeout,
+                    transaction_timeout=self.transaction_timeout,
+                    transaction_max_duration=self.transaction_max_duration,
+                )
                 response = settle(request, self._table.await_outcome(request, idle, cap))
             except TransactionOutcomeUnknownError as exc:
                 self._recorder.unknown(request, exc)
@@ -687,29 +670,3 @@ class PayClient:
             return response
         finally:
             self._table.remove(request)
-
-    def _limits(self, request: PendingRequest, timeout: Optional[float]) -> Tuple[float, float]:
-        """The idle limit and the absolute cap of a request's wait; the wait
-        covers the send as well."""
-        if request.is_transaction:
-            idle = self.transaction_timeout if timeout is None else timeout
-            return idle, request.created + self.transaction_max_duration
-        idle = self.timeout if timeout is None else timeout
-        return idle, request.created + idle
-
-    @staticmethod
-    def _data(response: m.Message, model: type[T]) -> T:
-        if not isinstance(response.data, model):
-            raise ProtocolViolationError(
-                f"{response.type} carries {type(response.data).__name__}, expected {model.__name__}"
-            )
-        return response.data
-
-    @staticmethod
-    def _transaction_of(response: m.Message) -> m.Transaction:
-        transaction = getattr(response.data, "transaction", None)
-        if not isinstance(transaction, m.Transaction):
-            raise ProtocolViolationError(
-                f"{response.type} (tag {response.tag}) holds no transaction"
-            )
-        return transaction

@@ -1,0 +1,374 @@
+"""The request table and the money rules, without sockets or threads.
+
+Routing of responses, updates, actions, late and duplicate messages; the
+sliding deadline and its cap on an injected clock; and every settlement rule
+of the README's exception table.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import pytest
+
+from payprotocol import models as m
+from payprotocol._requests import (
+    PendingRequest,
+    RequestTable,
+    Route,
+    TagSource,
+    custom_identifier_of,
+    failure_for,
+    settle,
+    wait_limits,
+)
+from payprotocol.errors import (
+    ConnectionLostError,
+    ProtocolViolationError,
+    RequestTimeoutError,
+    ServerError,
+    TransactionOutcomeUnknownError,
+)
+
+pytestmark = pytest.mark.unit
+
+EXECUTE = "EXECUTE_TRANSACTION_REQUEST"
+AMEND = "AMEND_TRANSACTION_REQUEST"
+LOOKUP = "GET_TRANSACTION_REQUEST"
+
+
+class FakeClock:
+    """A clock only the test moves."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def transaction(status: Optional[str] = "APPROVED") -> m.Transaction:
+    return m.Transaction("tx-1", m.TransactionType.CHARGE, status, currency="EUR")
+
+
+def response(
+    request: PendingRequest,
+    *,
+    status: str = "OK",
+    tx: Optional[m.Transaction] = None,
+    error: Optional[str] = None,
+    data: object = None,
+) -> m.Message:
+    if data is None and request.is_transaction:
+        data = m.ExecuteTransactionResponse(tx)
+    details = m.ErrorDetails(error, "refused", "dev detail") if error else None
+    return m.Message(request.response_type, request.tag, request.resource, data, status, details)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def table(clock: FakeClock) -> RequestTable:
+    return RequestTable(clock)
+
+
+def register(table: RequestTable, tag: str = "t1", kind: str = EXECUTE) -> PendingRequest:
+    request = table.new_request(tag, kind, resource="devices/r1", custom_identifier="order-1")
+    table.register(request)
+    return request
+
+
+# --- routing ---------------------------------------------------------------------
+
+
+def test_the_matching_response_type_completes_its_request(table: RequestTable) -> None:
+    request = register(table)
+    assert table.route(response(request)) == (Route.COMPLETE, request)
+
+
+def test_routing_is_pure(table: RequestTable) -> None:
+    request = register(table)
+    table.route(response(request))
+    table.route(m.Message("EXECUTE_TRANSACTION_UPDATE", "t1", data=m.ExecuteTransactionUpdate()))
+    assert not request.done and "t1" in table and request.last_activity == request.created
+
+
+def test_a_foreign_response_with_the_tag_is_progress_not_the_outcome(table: RequestTable) -> None:
+    request = register(table)
+    foreign = m.Message("GET_TRANSACTION_RESPONSE", "t1", data=m.GetTransactionResponse(None))
+    assert table.route(foreign) == (Route.UPDATE, request)
+
+
+def test_updates_and_unknown_types_of_a_waiting_request_are_updates(
+    table: RequestTable,
+) -> None:
+    request = register(table)
+    update = m.Message("EXECUTE_TRANSACTION_UPDATE", "t1", data=m.ExecuteTransactionUpdate())
+    unknown = m.RawMessage("EXECUTE_TRANSACTION_WHATEVER", "t1", data={})
+    assert table.route(update) == (Route.UPDATE, request)
+    assert table.route(unknown) == (Route.UPDATE, request)
+
+
+def test_a_typed_action_is_an_action_and_an_untyped_one_an_update(table: RequestTable) -> None:
+    request = register(table)
+    action = m.Message(
+        "EXECUTE_TRANSACTION_ACTION", "t1", data=m.ExecuteTransactionAction("SIGNATURE")
+    )
+    raw = m.RawMessage("EXECUTE_TRANSACTION_ACTION", "t1", data={"action": 5})
+    assert table.route(action) == (Route.ACTION, request)
+    assert table.route(raw) == (Route.UPDATE, request)
+
+
+def test_a_response_for_no_waiting_request_is_late_anything_else_ignored(
+    table: RequestTable,
+) -> None:
+    register(table)
+    late = m.Message("EXECUTE_TRANSACTION_RESPONSE", "gone", data=m.ExecuteTransactionResponse())
+    update = m.Message("EXECUTE_TRANSACTION_UPDATE", "gone", data=m.ExecuteTransactionUpdate())
+    tagless = m.Message("EXECUTE_TRANSACTION_RESPONSE", None)
+    assert table.route(late) == (Route.LATE, None)
+    assert table.route(update) == (Route.IGNORE, None)
+    assert table.route(tagless) == (Route.LATE, None)
+
+
+def test_a_second_response_for_a_finished_request_is_late(table: RequestTable) -> None:
+    request = register(table)
+    first = response(request, tx=transaction("DECLINED"))
+    assert request.finish(response=first)
+    duplicate = response(request, tx=transaction("APPROVED"))
+    assert table.route(duplicate) == (Route.LATE, request)
+    assert not request.finish(response=duplicate)
+    assert request.response is first  # the first outcome stands
+
+
+def test_a_misfit_response_fails_its_request_a_misfit_update_goes_on(
+    table: RequestTable,
+) -> None:
+    request = register(table)
+    misfit = m.RawMessage("EXECUTE_TRANSACTION_RESPONSE", "t1", data={"transaction": 5})
+    untyped = m.RawMessage("UNKNOWN", "t1")
+    update = m.RawMessage("EXECUTE_TRANSACTION_UPDATE", "t1", data={"abortable": []})
+    assert table.route_misfit(misfit) == (Route.FAIL, request)
+    assert table.route_misfit(untyped) == (Route.FAIL, request)
+    assert table.route_misfit(update) == (Route.UPDATE, request)
+    assert table.route_misfit(m.RawMessage("UNKNOWN", "other")) == (Route.IGNORE, None)
+
+
+# --- the table -------------------------------------------------------------------
+
+
+def test_a_tag_in_flight_cannot_be_registered_twice(table: RequestTable) -> None:
+    register(table)
+    with pytest.raises(ValueError, match="already in flight"):
+        register(table)
+
+
+def test_remove_removes_only_that_request(table: RequestTable) -> None:
+    first = register(table)
+    table.remove(first)
+    second = register(table)
+    table.remove(first)  # a stale removal leaves the new request alone
+    assert table.get("t1") is second and len(table) == 1
+
+
+def test_fail_all_ends_every_wait(table: RequestTable) -> None:
+    requests = [register(table, tag) for tag in ("a", "b", "c")]
+    failure = ConnectionLostError("gone")
+    table.fail_all(failure)
+    assert all(r.done and r.failure is failure for r in requests)
+
+
+def test_tags_are_unique_and_differ_between_clients() -> None:
+    one, two = TagSource(), TagSource()
+    tags = [one.next() for _ in range(1000)] + [two.next() for _ in range(1000)]
+    assert len(set(tags)) == 2000
+
+
+# --- the sliding deadline --------------------------------------------------------
+
+
+def test_progress_slides_the_deadline_under_the_cap(table: RequestTable, clock: FakeClock) -> None:
+    request = register(table)
+    idle, cap = 10.0, request.created + 25.0
+    assert request.deadline(idle, cap) == request.created + 10
+    clock.now += 8
+    request.touch()
+    assert request.deadline(idle, cap) == request.created + 18
+    clock.now += 9
+    request.touch()
+    assert request.deadline(idle, cap) == request.created + 25  # the cap, not 27
+
+
+def test_a_plain_request_times_out_at_its_idle_limit(table: RequestTable, clock: FakeClock) -> None:
+    request = register(table, kind=LOOKUP)
+    clock.now += 3.0  # the idle limit has passed: no real waiting
+    with pytest.raises(
+        RequestTimeoutError, match=r"no response to GET_TRANSACTION_REQUEST within 3\.0 s"
+    ):
+        table.await_outcome(request, 3.0, request.created + 3.0)
+    assert request.done  # a response racing in now counts as late
+
+
+def test_a_sent_transaction_that_times_out_has_an_unknown_outcome(
+    table: RequestTable, clock: FakeClock
+) -> None:
+    request = register(table)
+    request.sent = True
+    clock.now += 60.0
+    request.touch()  # progress re-arms the idle limit, never past the cap
+    clock.now += 40.0
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        table.await_outcome(request, 120.0, request.created + 100.0)
+    assert "took longer than 100.0 s" in str(caught.value.__cause__)
+    assert (caught.value.tag, caught.value.resource, caught.value.custom_identifier) == (
+        "t1",
+        "devices/r1",
+        "order-1",
+    )
+
+
+def test_a_response_in_time_is_returned(table: RequestTable, clock: FakeClock) -> None:
+    request = register(table)
+    answer = response(request, tx=transaction())
+    request.finish(response=answer)
+    clock.now += 1000  # already finished: the clock no longer matters
+    assert table.await_outcome(request, 1.0, request.created + 1.0) is answer
+
+
+def test_wait_limits_for_plain_requests_and_transactions(table: RequestTable) -> None:
+    plain, tx = register(table, "p", LOOKUP), register(table, "x", EXECUTE)
+    limits = {
+        "plain_timeout": 30.0,
+        "transaction_timeout": 120.0,
+        "transaction_max_duration": 900.0,
+    }
+    assert wait_limits(plain, None, **limits) == (30.0, plain.created + 30.0)
+    assert wait_limits(plain, 2.0, **limits) == (2.0, plain.created + 2.0)
+    assert wait_limits(tx, None, **limits) == (120.0, tx.created + 900.0)
+    assert wait_limits(tx, 5.0, **limits) == (5.0, tx.created + 900.0)
+
+
+# --- failures without a response -------------------------------------------------
+
+
+def test_a_sent_transaction_whose_connection_ended_has_an_unknown_outcome(
+    table: RequestTable,
+) -> None:
+    request = register(table, kind=AMEND)
+    request.sent = True
+    lost = ConnectionLostError("link dropped")
+    request.finish(failure=lost)
+    unknown = failure_for(request)
+    assert isinstance(unknown, TransactionOutcomeUnknownError) and unknown.__cause__ is lost
+
+
+def test_an_unsent_transaction_fails_plainly_each_waiter_its_own_exception(
+    table: RequestTable,
+) -> None:
+    first, second = register(table, "a"), register(table, "b", LOOKUP)
+    violation = ProtocolViolationError("bad frame")
+    table.fail_all(violation)
+    errors: List[BaseException] = [failure_for(first), failure_for(second)]
+    assert all(type(e) is ProtocolViolationError and str(e) == "bad frame" for e in errors)
+    assert errors[0] is not errors[1] and errors[0] is not violation
+
+
+def test_a_plain_timeout_is_raised_as_it_is(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    timeout = RequestTimeoutError("slow")
+    request.finish(failure=timeout)
+    assert failure_for(request) is timeout
+
+
+# --- settlement: the README's exception table ------------------------------------
+
+
+@pytest.mark.parametrize("status", ["APPROVED", "ACCEPTED", "DECLINED", "ABORTED"])
+def test_an_ok_transaction_response_is_returned_whatever_its_status(
+    table: RequestTable, status: str
+) -> None:
+    request = register(table)
+    answer = response(request, tx=transaction(status))
+    assert settle(request, answer) is answer
+
+
+def test_a_plain_error_response_is_a_server_error(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    answer = response(
+        request, status="ERROR", error="TRANSACTION_NOT_FOUND", data=m.GetTransactionResponse()
+    )
+    with pytest.raises(ServerError) as caught:
+        settle(request, answer)
+    error = caught.value
+    assert (error.error_type, error.message, error.developer_message) == (
+        "TRANSACTION_NOT_FOUND",
+        "refused",
+        "dev detail",
+    )
+    assert error.response is answer
+
+
+def test_a_plain_ok_response_is_returned(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    answer = response(request, data=m.GetTransactionResponse(transaction()))
+    assert settle(request, answer) is answer
+
+
+def test_a_refusal_before_any_transaction_existed_is_a_server_error(table: RequestTable) -> None:
+    request = register(table)
+    with pytest.raises(ServerError, match="DEVICE_BUSY"):
+        settle(request, response(request, status="ERROR", error="DEVICE_BUSY"))
+
+
+def test_an_ok_without_a_transaction_proves_nothing(table: RequestTable) -> None:
+    request = register(table)
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, response(request))
+    assert isinstance(caught.value.__cause__, ProtocolViolationError)
+
+
+@pytest.mark.parametrize("status", sorted(m.FAILED_STATUSES))
+def test_an_error_whose_transaction_failed_is_a_server_error(
+    table: RequestTable, status: str
+) -> None:
+    request = register(table)
+    answer = response(request, status="ERROR", error="INTERNAL_ERROR", tx=transaction(status))
+    with pytest.raises(ServerError) as caught:
+        settle(request, answer)
+    assert caught.value.response is answer
+
+
+@pytest.mark.parametrize("status", ["APPROVED", "ACCEPTED", "PENDING", "INCONCLUSIVE", None, "NEW"])
+def test_an_error_whose_transaction_may_have_moved_money_is_unknown(
+    table: RequestTable, status: Optional[str]
+) -> None:
+    request = register(table)
+    answer = response(request, status="ERROR", error="INTERNAL_ERROR", tx=transaction(status))
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, answer)
+    assert isinstance(caught.value.__cause__, ServerError)
+    assert caught.value.custom_identifier == "order-1"
+
+
+def test_an_error_object_alone_makes_a_response_an_error(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    answer = m.Message(
+        request.response_type, "t1", data=m.GetTransactionResponse(), error=m.ErrorDetails("X")
+    )
+    with pytest.raises(ServerError, match="X: the server reported an error"):
+        settle(request, answer)
+
+
+# --- request data ----------------------------------------------------------------
+
+
+def test_the_custom_identifier_is_found_in_models_and_raw_dicts() -> None:
+    parameters = m.TransactionParameters("CHARGE", 1, "EUR", True, custom_identifier="c-1")
+    assert custom_identifier_of(m.ExecuteTransactionRequest(parameters)) == "c-1"
+    assert custom_identifier_of({"transactionParameters": {"customIdentifier": "c-2"}}) == "c-2"
+    assert custom_identifier_of({"transactionParameters": {"customIdentifier": 7}}) is None
+    assert custom_identifier_of({"other": 1}) is None
+    assert custom_identifier_of(None) is None
