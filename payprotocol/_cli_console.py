@@ -21,11 +21,10 @@ import shutil
 import sys
 import threading
 from decimal import Decimal
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO
 
 from . import codec
 from . import models as m
-from ._converter import converter
 
 __all__ = [
     "StatusLine",
@@ -219,5 +218,4 @@ def describe_transaction(transaction: m.Transaction) -> List[str]:
 
 def transaction_json(transaction: m.Transaction) -> str:
     """The transaction as its wire JSON object (amounts written exactly as held)."""
-    wire: Any = converter.unstructure(transaction, m.Transaction)
-    return codec.dumps(wire)
+    return codec.wire_json(transaction)

@@ -52,7 +52,6 @@ from ._cli_console import (
     money,
     transaction_json,
 )
-from ._converter import converter
 from .client import PayClient
 from .errors import (
     ConnectionLostError,
@@ -505,7 +504,7 @@ def _print_receipts(transaction: m.Transaction, width: int = 40) -> None:
 def _cmd_devices(args: argparse.Namespace) -> int:
     def body(client: PayClient, login: m.LoginMerchantResponse) -> int:
         if args.json:
-            _out(codec.dumps(converter.unstructure(login, m.LoginMerchantResponse)))
+            _out(codec.wire_json(login))
             return EXIT_OK
         location = (login.information or {}).get("location")
         if location:

@@ -10,6 +10,13 @@ number it holds (``10.00`` stays ``10.00``).
 Errors say which rule the peer broke; :class:`ProtocolViolationError.raw` keeps
 the parsed object when the JSON itself was fine, so a caller can still route
 the failure to the right tag.
+
+It is also the public home of the wire helpers the rest of the package uses:
+:func:`to_wire`, :func:`from_wire` and :func:`wire_json` (over the one converter
+of :mod:`payprotocol.wire_converter`), and re-exports the naming rules
+(:func:`data_key`, :func:`response_type`, from :mod:`payprotocol.naming`) and
+the redaction (:func:`redact`, :data:`SENSITIVE_WIRE_KEYS`, owned by
+:mod:`payprotocol.models`, which never imports this module).
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ import json
 import re
 from decimal import Decimal
 from json.encoder import encode_basestring
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar, Union
 
 import attrs
 
 from . import models as m
-from ._converter import _hook, converter, to_camel
 from .errors import ProtocolViolationError
+from .models import SENSITIVE_WIRE_KEYS, redact
+from .naming import data_key, response_type
+from .wire_converter import converter
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -34,12 +43,15 @@ __all__ = [
     "decode_parsed",
     "dumps",
     "encode_message",
+    "from_wire",
     "message_to_wire",
     "parse_message",
     "raw_message",
     "response_type",
     "redact",
     "redacted_text",
+    "to_wire",
+    "wire_json",
 ]
 
 #: Every P3 message type this version knows, with the model of its data object.
@@ -70,7 +82,8 @@ MESSAGE_TYPES: Dict[str, type] = {
 # Requests that address no device carry an explicit ``"resource": null`` (3.5, 3.6).
 _NULL_RESOURCE_TYPES = frozenset({"AMEND_TRANSACTION_REQUEST", "GET_TRANSACTION_REQUEST"})
 _STATUS_TYPE: Any = Optional[Union[m.Status, str]]
-_structure_status = _hook(_STATUS_TYPE)  # resolved once: cattrs dispatch costs per call
+# Resolved once: cattrs' dispatch costs per call.
+_structure_status = converter.get_structure_hook(_STATUS_TYPE)
 _ENVELOPE_KEYS = frozenset({"type", "tag", "resource", "status", "error", "version"})
 _NULLABLE_ENVELOPE_KEYS = ("tag", "status", "error", "version")
 # Data models that carry the envelope's tag/resource for callbacks.
@@ -79,18 +92,6 @@ _CONTEXT_MODELS = frozenset(
     for cls in MESSAGE_TYPES.values()
     if any(field.metadata.get("envelope") for field in attrs.fields(cls))
 )
-
-
-def data_key(message_type: str) -> str:
-    """The data object's key: ``LOGIN_MERCHANT_REQUEST`` -> ``loginMerchantRequest``."""
-    return to_camel(message_type.lower())
-
-
-def response_type(request_type: str) -> str:
-    """The response of a request type: ``GET_TRANSACTION_REQUEST`` ->
-    ``GET_TRANSACTION_RESPONSE`` (a type without the suffix gets it appended)."""
-    stem = request_type[: -len("_REQUEST")] if request_type.endswith("_REQUEST") else request_type
-    return stem + "_RESPONSE"
 
 
 _DATA_KEYS = {message_type: data_key(message_type) for message_type in MESSAGE_TYPES}
@@ -324,34 +325,32 @@ def raw_message(raw: Dict[str, Any]) -> m.RawMessage:
     )
 
 
-# --- redaction -----------------------------------------------------------------
+# --- wire objects: one model as its wire dict, and back -------------------------
 
 
-def _collect_sensitive_keys() -> frozenset[str]:
-    keys = set()
-    for model in vars(m).values():
-        if isinstance(model, type) and attrs.has(model):
-            for field in attrs.fields(model):
-                if field.metadata.get("sensitive"):
-                    keys.add(to_camel(field.name))
-    return frozenset(keys)
+def to_wire(obj: Any) -> Any:
+    """The wire form of a model (its JSON-ready dict, lowerCamelCase keys, unknown
+    fields kept, ``None`` left off); other values come back as their wire value."""
+    return converter.unstructure(obj)
 
 
-#: Wire keys whose values are secrets, derived from the models' field metadata.
-SENSITIVE_WIRE_KEYS = _collect_sensitive_keys()
-_MASK = "***"
+_T = TypeVar("_T")
 
 
-def redact(value: Any) -> Any:
-    """A copy of a wire value with every sensitive key's value replaced by ``'***'``."""
-    if isinstance(value, dict):
-        return {
-            k: (_MASK if k in SENSITIVE_WIRE_KEYS and v is not None else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
+def from_wire(data: Any, cls: Type[_T]) -> _T:
+    """A wire dict as an instance of the model ``cls``: :func:`to_wire` inverted.
+
+    Raises ``TypeError``, ``ValueError`` or ``KeyError`` (a missing required
+    wire key) when ``data`` does not fit ``cls``."""
+    return converter.structure(data, cls)
+
+
+def wire_json(obj: Any) -> str:
+    """Compact JSON text of :func:`to_wire` of ``obj``, amounts exact (not redacted)."""
+    return dumps(converter.unstructure(obj))
+
+
+# --- redaction: the rules live with the models' metadata --------------------------
 
 
 def redacted_text(payload: Union[bytes, str, m.Message]) -> str:

@@ -15,8 +15,10 @@ Strategy:
 * one row per request, keyed by the P3 ``tag``; ``custom_identifier`` is
   indexed because that is what a lookup uses;
 * the request's data object and the final transaction are stored as their
-  wire JSON written by :func:`payprotocol.codec.dumps` (exact ``Decimal``
-  amounts) after :func:`payprotocol.codec.redact` (no secret reaches the disk);
+  wire JSON (:func:`payprotocol.codec.to_wire`, read back with
+  :func:`~payprotocol.codec.from_wire`) written by :func:`payprotocol.codec.dumps`
+  (exact ``Decimal`` amounts) after :func:`payprotocol.codec.redact` (no secret
+  reaches the disk);
 * one ``sqlite3`` connection per :class:`Journal`, shared by every thread under
   one lock; WAL mode, so other processes (a reconciliation tool) can read while
   the POS writes;
@@ -25,7 +27,9 @@ Strategy:
   unrelated or corrupt file is refused with a :class:`JournalError` instead of
   being modified.
 
-Standard library only (plus the package's own codec and converter).
+Standard library only, plus the package's codec (its public wire helpers).
+``sqlite3`` is imported here alone, so ``import payprotocol`` loads it only
+when a journal is used.
 """
 
 from __future__ import annotations
@@ -43,8 +47,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 import attrs
 
 from . import models as m
-from ._converter import converter
-from .codec import dumps, redact
+from .codec import dumps, from_wire, redact, to_wire
 from .errors import PayProtocolError
 
 __all__ = [
@@ -342,7 +345,7 @@ class Journal:
         are unique per request) or the write fails: then do not send.
         """
         if attrs.has(type(parameters)):
-            parameters = converter.unstructure(parameters)
+            parameters = to_wire(parameters)
         if not isinstance(parameters, Mapping):
             raise TypeError(f"parameters must be a wire dict, got {type(parameters).__name__}")
         payload = _to_json(dict(parameters))
@@ -379,7 +382,7 @@ class Journal:
         transaction_json: Optional[str] = None
         transaction_identifier: Optional[str] = None
         if transaction is not None:
-            transaction_json = _to_json(converter.unstructure(transaction, m.Transaction))
+            transaction_json = _to_json(to_wire(transaction))
             transaction_identifier = transaction.transaction_identifier
         resolved = status_text in _SETTLING_STATUSES
         with self._guard() as db:
@@ -517,9 +520,7 @@ class Journal:
         transaction: Optional[m.Transaction] = None
         if transaction_json is not None:
             try:
-                transaction = converter.structure(
-                    self._decode(transaction_json, tag), m.Transaction
-                )
+                transaction = from_wire(self._decode(transaction_json, tag), m.Transaction)
             except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
                 raise JournalError(f"journal row {tag!r} holds a bad transaction: {exc}") from exc
         return JournalEntry(

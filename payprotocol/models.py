@@ -2,7 +2,7 @@
 (p3-protocol.md sections 3 and 4).
 
 Strategy: declare each shape once as a small attrs class and let the single
-cattrs converter in :mod:`payprotocol._converter` derive the wire mapping
+cattrs converter in :mod:`payprotocol.wire_converter` derive the wire mapping
 (``snake_case`` attribute <-> lowerCamelCase key). Three rules keep us
 forward compatible with a real PayServer (section 6):
 
@@ -15,7 +15,12 @@ forward compatible with a real PayServer (section 6):
 Annotations use ``typing.Optional``/``Union``/``Dict``/``List`` on purpose:
 cattrs resolves them at run time and Python 3.9 cannot evaluate ``X | None``.
 Fields holding secrets carry ``metadata={"sensitive": True}``; their ``repr`` is
-``'***'`` and :func:`payprotocol.codec.redact` masks them in logs and traces.
+``'***'``. The models own that metadata, so the redaction derived from it lives
+here too: :data:`SENSITIVE_WIRE_KEYS` and :func:`redact` (re-exported by
+:mod:`payprotocol.codec` and the package), which mask them in ``repr``, logs,
+traces and the journal. This module imports nothing of the package but
+:mod:`payprotocol.naming`; the wire mapping itself is derived by the one
+converter in :mod:`payprotocol.wire_converter`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from decimal import Decimal
 from typing import Any, Dict, List, Optional, Union
 
 import attrs
+
+from .naming import to_camel
 
 __all__ = [
     "FAILED_STATUSES",
@@ -95,9 +102,7 @@ def _sensitive() -> Any:
 
 def _redacted_repr(value: object) -> str:
     """``repr`` with secrets masked: unknown fields and raw data may hold one too."""
-    from .codec import redact  # late import: codec imports this module
-
-    return repr(redact(value))
+    return repr(redact(value))  # defined at the end of this module, found at call time
 
 
 def _extra() -> Any:
@@ -636,3 +641,33 @@ class Message:
 class RawMessage(Message):
     """A message of a type this version does not know. ``data`` is the raw data
     object (a ``dict``, or ``None`` when absent); nothing is dropped."""
+
+
+# --- redaction (derived from the "sensitive" field metadata) ---------------
+
+
+def _collect_sensitive_keys() -> frozenset[str]:
+    keys = set()
+    for model in list(globals().values()):
+        if isinstance(model, type) and attrs.has(model):
+            for field in attrs.fields(model):
+                if field.metadata.get("sensitive"):
+                    keys.add(to_camel(field.name))
+    return frozenset(keys)
+
+
+#: Wire keys whose values are secrets, derived from the models' field metadata.
+SENSITIVE_WIRE_KEYS = _collect_sensitive_keys()
+_MASK = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy of a wire value with every sensitive key's value replaced by ``'***'``."""
+    if isinstance(value, dict):
+        return {
+            k: (_MASK if k in SENSITIVE_WIRE_KEYS and v is not None else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value

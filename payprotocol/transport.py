@@ -14,6 +14,12 @@ platform has); WebSocket sends a ping after ``ping_interval`` seconds of
 silence and declares the link dead when nothing, pong included, comes back
 within ``pong_timeout``. The reader thread does this itself from its socket
 timeout, so no extra thread is needed.
+
+Imports: ``websocket`` (websocket-client) is imported only when a WebSocket
+transport is opened, and ``ssl`` only when a ``tls://``/``wss://`` URL needs a
+default context; annotations name ``ssl.SSLContext`` under ``TYPE_CHECKING``.
+So ``import payprotocol.transport`` (and a plain ``tcp://`` client) loads
+neither. ``ssl.SSLError`` is an ``OSError``, which is what the handlers catch.
 """
 
 from __future__ import annotations
@@ -21,19 +27,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import ssl
 import struct
 import sys
 import threading
 import time
 from collections import deque
-from typing import Optional, Protocol, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 from urllib.parse import urlsplit
-
-import websocket
 
 from .errors import ConnectionLostError, ProtocolViolationError
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -115,7 +121,7 @@ class TcpTransport:
             _limit_send_time(raw, connect_timeout)
             self._sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
             self._sock.settimeout(None)
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included: it is an OSError
             raw.close()
             raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
 
@@ -204,6 +210,8 @@ class WebSocketTransport:
         self._pong_timeout = pong_timeout
         self._ping_sent_at: Optional[float] = None
         self._closed = threading.Event()
+        import websocket  # here, not at module level: only a WebSocket URL needs it
+
         # enable_multithread: websocket-client locks its own sends, including the
         # pong it writes from our reader thread when the server pings.
         sslopt = {"context": ssl_context} if ssl_context is not None else None
@@ -217,11 +225,13 @@ class WebSocketTransport:
             if self._ws.sock is not None:
                 _enable_tcp_keepalive(self._ws.sock)
             self._ws.settimeout(ping_interval)
-        except (OSError, ssl.SSLError, websocket.WebSocketException) as exc:
+        except (OSError, websocket.WebSocketException) as exc:  # ssl.SSLError is an OSError
             self._ws.shutdown()  # type: ignore[no-untyped-call]
             raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
 
     def send(self, message: bytes) -> None:
+        import websocket  # loaded by __init__; a dict look-up from here on
+
         if self._closed.is_set():
             raise ConnectionLostError("the connection is closed")
         try:
@@ -231,6 +241,8 @@ class WebSocketTransport:
             raise ConnectionLostError(f"sending failed: {exc}") from exc
 
     def receive(self) -> bytes:
+        import websocket  # loaded by __init__; a dict look-up from here on
+
         while True:
             if self._closed.is_set():
                 raise ConnectionLostError("the connection is closed")
@@ -262,6 +274,8 @@ class WebSocketTransport:
         return "the connection is closed" if self._closed.is_set() else reason
 
     def _keepalive(self) -> None:
+        import websocket
+
         now = time.monotonic()
         if self._ping_sent_at is None:
             self._ping_sent_at = now
@@ -281,6 +295,8 @@ class WebSocketTransport:
         if self._closed.is_set():
             return
         self._closed.set()
+        import websocket
+
         try:
             self._ws.send_close()  # polite goodbye; the server may already be gone
         except (OSError, websocket.WebSocketException):
@@ -324,8 +340,13 @@ def open_transport(
         return TcpTransport(
             parts.hostname, port, connect_timeout=connect_timeout, max_frame_size=max_frame_size
         )
-    secure = scheme in ("tls", "wss")
-    context = (ssl_context or ssl.create_default_context()) if secure else None
+    context: Optional[ssl.SSLContext] = None  # a plain ws:// URL never uses TLS
+    if scheme in ("tls", "wss"):
+        if ssl_context is None:
+            import ssl  # only a secure URL without the caller's context needs the module
+
+            ssl_context = ssl.create_default_context()
+        context = ssl_context
     if scheme == "tls":
         assert context is not None
         return TlsTransport(

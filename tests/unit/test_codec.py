@@ -32,12 +32,13 @@ from payprotocol import (
     decode_message,
     encode_message,
     models,
+    naming,
     redact,
     redacted_text,
 )
 from payprotocol import models as m
-from payprotocol._converter import to_camel
 from payprotocol.codec import MESSAGE_TYPES, data_key, dumps, message_to_wire
+from payprotocol.naming import to_camel
 
 pytestmark = pytest.mark.unit
 
@@ -377,6 +378,29 @@ def test_encode_refuses_wrong_data_model_and_unknown_type() -> None:
 def test_data_key_naming_rule() -> None:
     assert data_key("LOGIN_MERCHANT_REQUEST") == "loginMerchantRequest"
     assert data_key("SUBMIT_DCC_SELECTION_RESPONSE") == "submitDccSelectionResponse"
+
+
+def test_naming_rules_have_one_home_and_the_codec_re_exports_them() -> None:
+    assert codec.data_key is naming.data_key
+    assert codec.response_type is naming.response_type
+    assert naming.response_type("GET_TRANSACTION_REQUEST") == "GET_TRANSACTION_RESPONSE"
+    assert naming.response_type("PING") == "PING_RESPONSE"
+    assert codec.redact is m.redact and codec.SENSITIVE_WIRE_KEYS is m.SENSITIVE_WIRE_KEYS
+
+
+def test_wire_helpers_round_trip_a_model() -> None:
+    transaction = m.Transaction(
+        amount=Decimal("10.00"),
+        status=TransactionStatus.APPROVED,
+        extra_fields={"futureField": 1},
+    )
+    wire = codec.to_wire(transaction)
+    assert wire == {"amount": Decimal("10.00"), "status": "APPROVED", "futureField": 1}
+    assert codec.from_wire(wire, m.Transaction) == transaction
+    assert codec.wire_json(transaction) == dumps(wire)
+    assert '"amount":10.00' in codec.wire_json(transaction)
+    with pytest.raises(TypeError):
+        codec.from_wire({"amount": 1.5}, m.Transaction)
 
 
 def test_dumps_writes_decimal_as_is() -> None:

@@ -16,9 +16,9 @@ from typing import Any, Dict, List
 import pytest
 
 from payprotocol import models as m
-from payprotocol._converter import converter
 from payprotocol.errors import PayProtocolError
 from payprotocol.journal import SCHEMA_VERSION, Journal, JournalError, PendingOutcome
+from payprotocol.wire_converter import converter
 
 pytestmark = pytest.mark.unit
 

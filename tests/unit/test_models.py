@@ -29,8 +29,9 @@ from payprotocol import (
     decode_message,
     encode_message,
 )
-from payprotocol._converter import converter, to_camel
 from payprotocol.codec import MESSAGE_TYPES
+from payprotocol.naming import to_camel
+from payprotocol.wire_converter import converter
 
 from . import _strategies as strategies
 

@@ -1,4 +1,11 @@
-"""The one cattrs converter that maps every model to and from its wire dict.
+"""The one cattrs converter that produces P3 wire dicts: every model to and
+from the JSON-ready dict of its wire object (p3-protocol.md sections 3 and 4).
+
+Public so that the codec and anything else that needs a model as a wire dict
+share one configuration; most callers want :func:`payprotocol.codec.to_wire`,
+:func:`~payprotocol.codec.from_wire` or :func:`~payprotocol.codec.wire_json`.
+It uses cattrs' public API only (``get_structure_hook``, cattrs >= 24.1) and
+depends on nothing in the package but :mod:`payprotocol.naming`.
 
 Configured once, at import, with generated (un)structure functions per class:
 
@@ -27,7 +34,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-__all__ = ["converter", "to_camel"]
+from .naming import to_camel
+
+__all__ = ["converter"]
 
 if sys.version_info >= (3, 10):
     from types import UnionType
@@ -37,12 +46,6 @@ else:  # pragma: no cover - Python 3.9
     _UNION_ORIGINS = (Union,)
 
 converter = cattrs.Converter(detailed_validation=False)
-
-
-def to_camel(name: str) -> str:
-    """``snake_case`` attribute name -> lowerCamelCase wire key."""
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 # --- scalars -----------------------------------------------------------------
@@ -105,14 +108,9 @@ converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(int, _structure_int)
 
 
-def _hook(type_: Any) -> Callable[[Any, Any], Any]:
-    """The structure hook of ``type_``, resolved once (cattrs 23.2 lacks a public getter)."""
-    dispatch: Any = converter._structure_func.dispatch
-    hook: Callable[[Any, Any], Any] = dispatch(type_)
-    return hook
-
-
 # --- containers: strict about the JSON type, hooks bound once -----------------
+# Each factory resolves the inner type's hook once, when it builds the outer
+# hook (``get_structure_hook``, cached by cattrs), never per value.
 
 
 def _optional_inner(type_: Any) -> Any:
@@ -129,7 +127,7 @@ def _make_optional_hook(type_: Any) -> Callable[[Any, Any], Any]:
     # cattrs' own Optional handling dispatches on the inner type at every call,
     # the single largest cost of decoding a transaction; bind it once instead.
     inner = _optional_inner(type_)
-    hook = _hook(inner)
+    hook = converter.get_structure_hook(inner)
 
     def structure(value: Any, _: Any) -> Any:
         return None if value is None else hook(value, inner)
@@ -151,7 +149,7 @@ def _make_list_hook(type_: Any) -> Callable[[Any, Any], Any]:
             return list(value)
 
         return structure_any
-    hook = _hook(item_type)
+    hook = converter.get_structure_hook(item_type)
 
     def structure(value: Any, _: Any) -> Any:
         # Strict: cattrs would iterate a string into a list of characters.
@@ -176,7 +174,7 @@ def _make_dict_hook(type_: Any) -> Callable[[Any, Any], Any]:
             return dict(value)  # JSON keys are always strings; values stay as parsed
 
         return structure_any
-    hook = _hook(value_type)
+    hook = converter.get_structure_hook(value_type)
 
     def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, dict):
@@ -269,7 +267,7 @@ def _field_source(field: attrs.Attribute[Any], i: int, namespace: Dict[str, Any]
     key = to_camel(field.name)
     inner = _optional_inner(field.type)
     target = field.type if inner is None else inner
-    namespace[f"t{i}"], namespace[f"h{i}"] = target, _hook(target)
+    namespace[f"t{i}"], namespace[f"h{i}"] = target, converter.get_structure_hook(target)
     convert = f"v{i} = h{i}(v{i}, t{i})"
     exact = target in _EXACT_TYPES
     if field.default is attrs.NOTHING:  # required: KeyError names the missing wire key
