@@ -35,7 +35,6 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 import attrs
 
 from . import models as m
-from .codec import response_type
 from .errors import (
     ConnectionLostError,
     PayProtocolError,
@@ -44,6 +43,7 @@ from .errors import (
     ServerError,
     TransactionOutcomeUnknownError,
 )
+from .naming import response_type
 
 __all__ = [
     "TRANSACTION_TYPES",

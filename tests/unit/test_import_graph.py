@@ -28,7 +28,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -77,15 +77,21 @@ def test_the_transport_module_loads_websocket_and_ssl_only_when_used() -> None:
     assert _loaded_after("import payprotocol.transport") & {"ssl", "websocket"} == set()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="client.py imports ssl/journal at top level; fixed by the client split"
-)
 def test_importing_the_client_loads_no_tls_sqlite_or_websocket() -> None:
     assert _loaded_after("from payprotocol import PayClient") & {
         "ssl",
         "sqlite3",
         "websocket",
     } == set()
+
+
+def test_tls_websocket_and_sqlite_load_when_a_url_or_journal_needs_them(tmp_path: Any) -> None:
+    journal = tmp_path / "j.sqlite"
+    code = (
+        "from payprotocol import PayClient\n"
+        f"PayClient('tcp://127.0.0.1:9', journal={str(journal)!r}).close()\n"
+    )
+    assert _loaded_after(code) & {"sqlite3", "ssl", "websocket"} == {"sqlite3"}
 
 
 def test_the_lazy_names_resolve_and_stay_public() -> None:
