@@ -7,7 +7,8 @@ A message that is valid JSON but does not fit the contract is a *misfit*: it
 fails at most its own request and the connection goes on. Bytes that are not
 UTF-8 JSON objects, or a broken frame, end the connection: the stream can no
 longer be trusted. When the reader ends, for whatever reason, it closes the
-transport and reports the failure once to ``on_end``.
+transport and reports the failure to ``on_end``, unless a failed send did
+first: either way ``on_end`` hears of a connection's end exactly once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Connection:
         self.transport = transport
         self._inbound = inbound
         self._on_end = on_end
+        self._end_reported = False
+        self._end_lock = threading.Lock()
         self._wire_trace = wire_trace
         self.reader = threading.Thread(
             target=self._read_loop, name="payprotocol-reader", daemon=True
@@ -54,9 +57,26 @@ class Connection:
         self.reader.start()
 
     def send(self, payload: bytes) -> None:
-        """Send one message (thread safe); raises :class:`ConnectionLostError`."""
+        """Send one message (thread safe); raises :class:`ConnectionLostError`.
+
+        A failed send ends the connection at once, before the caller hears of
+        it: the stream may be half-written, and the caller must read the link
+        as down when it catches the error."""
         self._trace("->", payload)
-        self.transport.send(payload)
+        try:
+            self.transport.send(payload)
+        except ConnectionLostError as exc:
+            self.transport.close()
+            self._report_end(exc)
+            raise
+
+    def _report_end(self, failure: BaseException) -> None:
+        """Tell ``on_end`` once, whichever of the sender and the reader is first."""
+        with self._end_lock:
+            if self._end_reported:
+                return
+            self._end_reported = True
+        self._on_end(self, failure)
 
     def close(self) -> None:
         """Close the transport, which wakes the reader's blocked receive. Idempotent."""
@@ -95,4 +115,4 @@ class Connection:
             logger.exception("reader thread failed")
             failure = ConnectionLostError(f"reader failed: {exc!r}")
         transport.close()  # idempotent; releases the socket of a dead connection now
-        self._on_end(self, failure)
+        self._report_end(failure)

@@ -160,30 +160,29 @@ class Link:
         return connection
 
     def _ended(self, connection: Connection, failure: BaseException) -> None:
-        """Called by a reader whose connection ended: fail every wait, maybe reconnect."""
+        """Called by a reader whose connection ended: fail every wait, maybe reconnect.
+
+        The state changes *before* the waits are failed, so a caller that has
+        just caught :class:`ConnectionLostError` never reads ``connected`` as
+        True; the reconnect thread starts under the lock, so a ``close()`` from
+        an ``on_connection_state`` callback always finds it started."""
         with self._lock:
             if self._connection is not connection:
                 return
             self._broken = failure
             closing = self._closed
-            start_reconnect = (
-                not closing
-                and self.policy is not None
-                and (self._reconnector is None or not self._reconnector.is_alive())
-            )
-            if start_reconnect:
-                self._reconnector = threading.Thread(
-                    target=self._reconnect, name="payprotocol-reconnect", daemon=True
-                )
+            if not closing:
+                self._set_state_locked(ConnectionState.DISCONNECTED)
+                if self.policy is not None and (
+                    self._reconnector is None or not self._reconnector.is_alive()
+                ):
+                    self._reconnector = threading.Thread(
+                        target=self._reconnect, name="payprotocol-reconnect", daemon=True
+                    )
+                    self._reconnector.start()
         if not closing:
             logger.warning("connection to %s lost: %s", connection.description, failure)
         self._table.fail_all(failure)
-        if closing:
-            return
-        self.set_state(ConnectionState.DISCONNECTED)
-        if start_reconnect:
-            assert self._reconnector is not None
-            self._reconnector.start()
 
     # --- reconnecting (ReconnectHost) -----------------------------------------
 
