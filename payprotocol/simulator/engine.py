@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Union
 
 import attrs
 
-from ..codec import decode_parsed, parse_message
+from ..codec import decode_parsed, parse_message, response_type
 from ..errors import ProtocolViolationError
 from ..models import (
     ActionType,
@@ -124,12 +124,6 @@ class Outbox:
     def close(self) -> None:
         """End the connection."""
         raise NotImplementedError
-
-
-def response_type(request_type: str) -> str:
-    """``FOO_REQUEST`` -> ``FOO_RESPONSE`` (any other type gets ``_RESPONSE`` appended)."""
-    stem = request_type[: -len("_REQUEST")] if request_type.endswith("_REQUEST") else request_type
-    return f"{stem}_RESPONSE"
 
 
 def error_message(
