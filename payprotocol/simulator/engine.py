@@ -182,7 +182,12 @@ class PayServerEngine:
 
     @property
     def stopping(self) -> bool:
+        """True from :meth:`shutdown` until :meth:`resume`."""
         return self._stopping.is_set()
+
+    def wait_stopping(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, cut short by :meth:`shutdown`; True if stopping."""
+        return self._stopping.wait(seconds)
 
     def open_session(self, outbox: Outbox, peer: str) -> Session:
         """A new connection arrived."""
@@ -220,7 +225,9 @@ class PayServerEngine:
         for run in runs:
             run.wake()
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def spawn(self, name: str, target: Callable[[], None]) -> None:
+        """Play ``target`` on a daemon thread that :meth:`shutdown` waits for."""
+
         def body() -> None:
             try:
                 target()
@@ -233,7 +240,9 @@ class PayServerEngine:
             self._threads.add(thread)
         thread.start()
 
-    def _claim(self, run: _ExecuteRun) -> None:
+    def claim(self, run: _ExecuteRun) -> None:
+        """Make ``run`` the one transaction of its reader, or refuse with
+        ``DEVICE_BUSY`` (or ``DEVICE_NOT_CONNECTED`` while shutting down)."""
         with self._lock:
             if self._stopping.is_set():
                 raise _Refusal("DEVICE_NOT_CONNECTED", "the PayServer is shutting down")
@@ -241,7 +250,8 @@ class PayServerEngine:
                 raise _Refusal("DEVICE_BUSY", f"a transaction already runs on {run.resource}")
             self._runs[run.resource] = run
 
-    def _release(self, run: _ExecuteRun) -> None:
+    def release(self, run: _ExecuteRun) -> None:
+        """Free the reader ``run`` held (a no-op if it holds none)."""
         with self._lock:
             if self._runs.get(run.resource) is run:
                 del self._runs[run.resource]
@@ -393,11 +403,11 @@ class Session:
             raise _Refusal("DEVICE_NOT_CONNECTED", f"{device.resource} is not connected")
         assert self.merchant is not None and message.tag is not None
         run = _ExecuteRun(self, message.tag, device, message.data, self.merchant)
-        self.engine._claim(run)  # DEVICE_BUSY when another transaction runs there
+        self.engine.claim(run)  # DEVICE_BUSY when another transaction runs there
         self.engine.store.put(
             StoredTransaction(run.transaction, self.merchant, pre_authorisation=run.pre_auth)
         )
-        self.engine._spawn(f"p3sim-execute-{device.identifier}", run.run)
+        self.engine.spawn(f"p3sim-execute-{device.identifier}", run.run)
 
     # --- ABORT_TRANSACTION_REQUEST ------------------------------------------
 
@@ -448,7 +458,7 @@ class Session:
         )
         self.engine.store.put(StoredTransaction(transaction, self.merchant))
         context = TransactionContext(message.tag, None, "AMEND")
-        self.engine._spawn("p3sim-amend", lambda: self._play_amend(message, transaction, context))
+        self.engine.spawn("p3sim-amend", lambda: self._play_amend(message, transaction, context))
 
     def _play_amend(
         self, message: Message, transaction: Transaction, context: TransactionContext
@@ -494,7 +504,7 @@ class Session:
 
     def _pause(self, seconds: float) -> None:
         # Amends are not abortable: only a shutdown shortens the wait.
-        self.engine._stopping.wait(seconds)
+        self.engine.wait_stopping(seconds)
 
     # --- GET_TRANSACTION_REQUEST ----------------------------------------------
 
@@ -649,7 +659,7 @@ class _ExecuteRun:
             self._pending = None
         # Store first, free the device, then tell the client: see the module docstring.
         self.engine.store.update(transaction)
-        self.engine._release(self)
+        self.engine.release(self)
         log.info(
             "transaction %s on %s: %s (%s)",
             transaction.transaction_identifier,

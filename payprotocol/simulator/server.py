@@ -65,7 +65,7 @@ class _Connection(Outbox):
 
     transport = "?"
 
-    def __init__(self, simulator: Simulator, peer: str) -> None:
+    def __init__(self, simulator: Simulator, engine: PayServerEngine, peer: str) -> None:
         self._simulator = simulator
         self.peer = peer
         self.closed = False
@@ -76,7 +76,7 @@ class _Connection(Outbox):
         self._writer = threading.Thread(
             target=self._write_loop, name=f"p3sim-writer-{peer}", daemon=True
         )
-        self.session: Session = simulator._engine.open_session(self, f"{self.transport} {peer}")
+        self.session: Session = engine.open_session(self, f"{self.transport} {peer}")
 
     # --- Outbox --------------------------------------------------------------
 
@@ -250,9 +250,11 @@ _TCP_MALFORMED = {
 class _TcpConnection(_Connection):
     transport = "tcp"
 
-    def __init__(self, simulator: Simulator, sock: socket.socket, peer: str) -> None:
+    def __init__(
+        self, simulator: Simulator, engine: PayServerEngine, sock: socket.socket, peer: str
+    ) -> None:
         self.sock = sock
-        super().__init__(simulator, peer)
+        super().__init__(simulator, engine, peer)
 
     def serve(self) -> None:
         """Reader thread: bytes -> frames -> session, until EOF or a violation."""
@@ -307,9 +309,11 @@ class _TcpConnection(_Connection):
 class _WsConnection(_Connection):
     transport = "ws"
 
-    def __init__(self, simulator: Simulator, ws: ServerConnection, peer: str) -> None:
+    def __init__(
+        self, simulator: Simulator, engine: PayServerEngine, ws: ServerConnection, peer: str
+    ) -> None:
         self.ws = ws
-        super().__init__(simulator, peer)
+        super().__init__(simulator, engine, peer)
 
     def serve(self) -> None:
         """Handler thread of ``websockets``: one text message = one P3 message."""
@@ -559,7 +563,7 @@ class Simulator:
                 break
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _TcpConnection(self, sock, _peer_name(address))
+            connection = _TcpConnection(self, self._engine, sock, _peer_name(address))
             thread = threading.Thread(
                 target=self._serve_tcp, args=(connection,), name="p3sim-tcp", daemon=True
             )
@@ -610,7 +614,7 @@ class Simulator:
         return None
 
     def _serve_ws(self, ws: ServerConnection) -> None:
-        _WsConnection(self, ws, _peer_name(ws.remote_address)).serve()
+        _WsConnection(self, self._engine, ws, _peer_name(ws.remote_address)).serve()
 
     # --- shutdown -------------------------------------------------------------------
 
