@@ -31,8 +31,9 @@ from ..errors import ProtocolViolationError
 from ..framing import FrameDecoder, encode_frame
 from ..models import Message
 from .config import SimulatorConfig
-from .engine import Outbox, PayServerEngine, Session, TransactionContext
+from .engine import PayServerEngine, Session
 from .faults import FaultPlan
+from .outbox import Outbox, TransactionContext
 from .store import TransactionStore
 
 if TYPE_CHECKING:
@@ -110,8 +111,7 @@ class _Connection(Outbox):
             if transaction is None:
                 return
             transaction.sent += 1
-            if not transaction.injected:
-                transaction.injected = True
+            if transaction.sent == 1:
                 for item in self._injections(plan, transaction):
                     self._put(item, delay)
             if plan.drop_after is not None and transaction.sent >= plan.drop_after:
