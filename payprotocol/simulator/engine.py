@@ -119,6 +119,7 @@ class PayServerEngine:
             return bool(self._runs or self._threads)
 
     def running(self, resource: str) -> Optional[ExecuteRun]:
+        """The execute that holds the reader ``resource`` now, if any."""
         with self._lock:
             return self._runs.get(resource)
 
