@@ -25,7 +25,7 @@ the shutdown flag), so the runs do not import the engine.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, ClassVar, List, Optional, Protocol
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Protocol, Tuple
 
 from ..models import (
     AmendParameters,
@@ -58,7 +58,7 @@ class TransactionEnded(Exception):
     its status details.
     """
 
-    _ENDINGS: ClassVar = {
+    _ENDINGS: ClassVar[Dict[TransactionStatus, Tuple[ProcessState, str]]] = {
         TransactionStatus.ABORTED: (ProcessState.ABORTED, "Aborted"),
         TransactionStatus.DECLINED: (ProcessState.DECLINED, "Declined"),
     }
@@ -71,10 +71,12 @@ class TransactionEnded(Exception):
 
     @classmethod
     def aborted(cls, code: str, description: str) -> TransactionEnded:
+        """Ends the transaction ``ABORTED`` (merchant abort, timeout, shutdown...)."""
         return cls(TransactionStatus.ABORTED, code, description)
 
     @classmethod
     def declined(cls, code: str, description: str) -> TransactionEnded:
+        """Ends the transaction ``DECLINED`` (by the card, the PIN or the issuer)."""
         return cls(TransactionStatus.DECLINED, code, description)
 
     @property
@@ -244,7 +246,7 @@ class AmendRun(TransactionRun):
     update_model = AmendTransactionUpdate
     response_model = AmendTransactionResponse
 
-    _VERBS: ClassVar = {
+    _VERBS: ClassVar[Dict[TransactionType, Tuple[str, str]]] = {
         TransactionType.REFUND: ("Refunding", "Refunded"),
         TransactionType.CAPTURE: ("Capturing", "Captured"),
         TransactionType.TIP_ADJUST: ("Adjusting tip", "Tip adjusted"),
