@@ -1,18 +1,43 @@
 """Fault injection for the simulator: how the PayServer misbehaves on purpose.
 
 A :class:`FaultPlan` is immutable; ``Simulator.set_faults`` swaps it at run
-time and every message sent after the call follows the new plan. The plan is
-read by the connection layer (:mod:`payprotocol.simulator.server`), which is the
-only place that knows bytes and sockets.
+time and every message sent after the call follows the new plan.
+
+Strategy: every decision a plan makes is a pure function here, from a wire
+dict (the JSON object of one message, before serialisation) and the plan to
+what should be written: :func:`outgoing` says which payloads follow one
+message, after what delay, and whether the connection closes after them;
+:func:`malformed_frame` and :func:`malformed_ws_message` give the broken
+payloads. The connection layer (:mod:`payprotocol.simulator.server`) only
+serialises, schedules and moves the bytes, so these rules are unit-tested
+without sockets.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import attrs
 
-__all__ = ["MALFORMED_KINDS", "FaultPlan"]
+from ..codec import data_key
+from ..framing import encode_frame
+from .outbox import TransactionContext
+
+__all__ = [
+    "MALFORMED_KINDS",
+    "FaultPlan",
+    "Malformed",
+    "Outgoing",
+    "Payload",
+    "injections",
+    "malformed_frame",
+    "malformed_ws_message",
+    "outgoing",
+    "send_delay",
+    "with_faults",
+    "with_unknown_enums",
+    "with_unknown_fields",
+]
 
 #: The malformed payloads ``FaultPlan.malformed`` can inject.
 MALFORMED_KINDS = ("huge-length", "invalid-utf8", "not-object")
@@ -207,3 +232,173 @@ def _seconds(text: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"seconds must be a finite number >= 0, got {text!r}")
     return seconds
+
+
+# --- pure mutations: (wire dict or message, plan) -> what to send ----------------
+
+
+@attrs.frozen
+class Malformed:
+    """One broken message of kind ``kind`` (one of :data:`MALFORMED_KINDS`);
+    the transport decides its bytes (:func:`malformed_frame`,
+    :func:`malformed_ws_message`)."""
+
+    kind: str
+
+
+#: One thing to write: a wire dict to serialise, or a malformed message.
+Payload = Union[Dict[str, Any], Malformed]
+
+
+@attrs.frozen
+class Outgoing:
+    """What the connection writes for one message the engine sent: the
+    ``payloads`` in order, each ``delay`` seconds from now, and whether the
+    connection is closed right after them (nothing after them is written)."""
+
+    payloads: Tuple[Payload, ...]
+    delay: float = 0.0
+    close: bool = False
+
+
+def with_unknown_fields(wire: Dict[str, Any]) -> Dict[str, Any]:
+    """The unknown-fields fault: keys a client must keep, at every level (the
+    envelope, the data object, a transaction object). Returns a new dict;
+    ``wire`` is not changed."""
+    out = dict(wire)
+    out["simulatorTrace"] = {"unknownEnvelopeField": True}
+    key = data_key(str(out["type"]))
+    data = out.get(key)
+    if isinstance(data, dict):
+        data = dict(data)
+        data["futureDataField"] = "kept by tolerant clients"
+        transaction = data.get("transaction")
+        if isinstance(transaction, dict):
+            transaction = dict(transaction)
+            transaction["futureTransactionField"] = {"nested": [1, 2]}
+            data["transaction"] = transaction
+        out[key] = data
+    return out
+
+
+def with_unknown_enums(wire: Dict[str, Any]) -> Dict[str, Any]:
+    """The unknown-enums fault on a ``LOGIN_MERCHANT_RESPONSE``: every device's
+    ``comlink`` becomes the unknown value ``"NFC_BRIDGE"``. Any other message
+    is returned as it is. Returns a new dict; ``wire`` is not changed."""
+    message_type = str(wire.get("type"))
+    key = data_key(message_type)
+    data = wire.get(key)
+    if message_type != "LOGIN_MERCHANT_RESPONSE" or not isinstance(data, dict):
+        return wire
+    devices = [{**device, "comlink": "NFC_BRIDGE"} for device in data.get("devices", [])]
+    return {**wire, key: {**data, "devices": devices}}
+
+
+def with_faults(plan: FaultPlan, wire: Dict[str, Any]) -> Dict[str, Any]:
+    """``wire`` as the plan sends it (unknown fields, unknown enum values)."""
+    if plan.unknown_fields:
+        wire = with_unknown_fields(wire)
+    if plan.unknown_enums:
+        wire = with_unknown_enums(wire)
+    return wire
+
+
+def send_delay(plan: FaultPlan, message_type: str, *, final: bool) -> float:
+    """How much later a message goes out: ``late-response`` for a
+    transaction's final response, ``response-delay`` for any other response,
+    no delay for updates and actions."""
+    if final:
+        return plan.late_response
+    if message_type.endswith("_RESPONSE"):
+        return plan.response_delay
+    return 0.0
+
+
+def _envelope(
+    message_type: str, context: TransactionContext, data: Dict[str, Any]
+) -> Dict[str, Any]:
+    wire: Dict[str, Any] = {"type": message_type, "tag": context.tag}
+    if context.resource is not None:
+        wire["resource"] = context.resource
+    wire["status"] = "OK"
+    wire[data_key(message_type)] = data
+    return wire
+
+
+def injections(plan: FaultPlan, context: TransactionContext) -> List[Payload]:
+    """The extra messages that follow a transaction's first message: the
+    malformed one, the update with an unknown ``state`` (its ``abortable``
+    copies the latest real update's), the message of an unknown type."""
+    items: List[Payload] = []
+    prefix = f"{context.kind}_TRANSACTION"
+    if plan.malformed is not None:
+        items.append(Malformed(plan.malformed))
+    if plan.unknown_enums:
+        update = {
+            "state": "WAITING_FOR_BIOMETRICS",
+            "stateDetails": "WAITING_FOR_BIOMETRICS",
+            "information": ["Checking", "biometrics"],
+            "abortable": context.latest_abortable,
+        }
+        items.append(_envelope(f"{prefix}_UPDATE", context, update))
+    if plan.unknown_message_type:
+        notice = {"notice": "a message type this client does not know"}
+        items.append(_envelope(f"{prefix}_NOTICE", context, notice))
+    return items
+
+
+def outgoing(
+    plan: FaultPlan,
+    wire: Dict[str, Any],
+    *,
+    final: bool = False,
+    transaction: Optional[TransactionContext] = None,
+) -> Outgoing:
+    """Everything the plan makes of one message the engine sent.
+
+    ``wire`` is the message's JSON object; ``final`` marks a transaction's
+    final response; ``transaction`` is the context of the execute or amend the
+    message belongs to, with ``sent`` already counting this message (it is
+    only read). In order: the message (as :func:`with_faults` makes it), its
+    duplicate (``duplicate-response``, final responses only), the
+    :func:`injections` after a transaction's first message; ``close`` once a
+    transaction's ``sent`` reaches ``drop-after``.
+    """
+    message = with_faults(plan, wire)
+    payloads: List[Payload] = [message]
+    if final and plan.duplicate_response:
+        payloads.append(message)
+    close = False
+    if transaction is not None:
+        if transaction.sent == 1:
+            payloads += injections(plan, transaction)
+        close = plan.drop_after is not None and transaction.sent >= plan.drop_after
+    delay = send_delay(plan, str(wire.get("type", "")), final=final)
+    return Outgoing(tuple(payloads), delay, close)
+
+
+_TCP_MALFORMED = {
+    "huge-length": b"\xff\xff\xff\xff",
+    "invalid-utf8": encode_frame(b'{"type": "\xff\xfe\xfd"}'),
+    "not-object": encode_frame(b"[1, 2, 3]"),
+}
+
+
+def malformed_frame(kind: str) -> bytes:
+    """The framed-TCP bytes of a :class:`Malformed` message: a frame header
+    declaring 0xFFFFFFFF bytes (and nothing after it), a frame whose body is not
+    UTF-8, or a frame holding the JSON array ``[1, 2, 3]``."""
+    return _TCP_MALFORMED[kind]
+
+
+def malformed_ws_message(kind: str, max_frame_size: int) -> Union[str, bytes]:
+    """The WebSocket message of a :class:`Malformed` message: a text message one
+    byte larger than ``max_frame_size``, a *binary* message holding invalid
+    UTF-8 (a text frame cannot carry it, RFC 6455), or the text ``[1, 2, 3]``."""
+    if kind == "huge-length":
+        size = max_frame_size + 1
+        head = '{"type":"EXECUTE_TRANSACTION_NOTICE","padding":"'
+        return head + "x" * (size - len(head) - 2) + '"}'
+    if kind == "invalid-utf8":
+        return b'{"type": "\xff\xfe\xfd"}'
+    return "[1, 2, 3]"

@@ -1,10 +1,12 @@
-"""Sockets of the simulated PayServer: framed TCP and WebSocket, both at once,
-plus the fault injection that only makes sense where bytes are written.
+"""Sockets of the simulated PayServer: framed TCP and WebSocket, both at once.
 
 Each connection has a reader (the TCP thread we start, or the handler thread
 ``websockets`` starts) that feeds a :class:`~.engine.Session`, and a writer
-thread that drains a small scheduled queue. The writer exists for the faults:
-delayed and late responses are queued with a due time, coalesced messages are
+thread that drains a small scheduled queue. What a fault plan makes of a
+message (extra fields, extra messages, delays, the close) is decided by the
+pure functions of :mod:`payprotocol.simulator.faults`; this module only
+serialises, schedules and writes. The writer exists for the faults: delayed
+and late responses are queued with a due time, coalesced messages are
 gathered for a short window and written at once, and the "drop after K" close
 is just one more queued item, so it happens exactly after the K-th message.
 
@@ -22,17 +24,19 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Set
 
 import attrs
 
-from ..codec import data_key, dumps, message_to_wire, redacted_text
+from ..codec import dumps, message_to_wire, redacted_text
 from ..errors import ProtocolViolationError
 from ..framing import FrameDecoder, encode_frame
 from ..models import Message
+from . import faults
 from .config import SimulatorConfig
-from .engine import Outbox, PayServerEngine, Session, TransactionContext
+from .engine import PayServerEngine, Session
 from .faults import FaultPlan
+from .outbox import Outbox, TransactionContext
 from .store import TransactionStore
 
 if TYPE_CHECKING:
@@ -65,7 +69,7 @@ class _Connection(Outbox):
 
     transport = "?"
 
-    def __init__(self, simulator: Simulator, peer: str) -> None:
+    def __init__(self, simulator: Simulator, engine: PayServerEngine, peer: str) -> None:
         self._simulator = simulator
         self.peer = peer
         self.closed = False
@@ -76,7 +80,7 @@ class _Connection(Outbox):
         self._writer = threading.Thread(
             target=self._write_loop, name=f"p3sim-writer-{peer}", daemon=True
         )
-        self.session: Session = simulator._engine.open_session(self, f"{self.transport} {peer}")
+        self.session: Session = engine.open_session(self, f"{self.transport} {peer}")
 
     # --- Outbox --------------------------------------------------------------
 
@@ -89,34 +93,18 @@ class _Connection(Outbox):
     ) -> None:
         plan = self._simulator.faults
         wire = message_to_wire(message)
-        if plan.unknown_fields:
-            _add_unknown_fields(wire)
-        if plan.unknown_enums and message.type == "LOGIN_MERCHANT_RESPONSE":
-            for device in wire.get(data_key(message.type), {}).get("devices", []):
-                device["comlink"] = "NFC_BRIDGE"
-        if final:
-            delay = plan.late_response
-        elif message.type.endswith("_RESPONSE"):
-            delay = plan.response_delay
-        else:
-            delay = 0.0
         with self._cond:
             if self.closed:
                 log.debug("%s: dropped (connection closed): %s", self.peer, message.type)
                 return
-            self._put(self._message(plan, wire), delay)
-            if final and plan.duplicate_response:
-                self._put(self._message(plan, wire), delay)
-            if transaction is None:
-                return
-            transaction.sent += 1
-            if not transaction.injected:
-                transaction.injected = True
-                for item in self._injections(plan, transaction):
-                    self._put(item, delay)
-            if plan.drop_after is not None and transaction.sent >= plan.drop_after:
+            if transaction is not None:
+                transaction.sent += 1
+            out = faults.outgoing(plan, wire, final=final, transaction=transaction)
+            for payload in out.payloads:
+                self._put(self._item(plan, payload), out.delay)
+            if out.close:
                 log.info("%s: fault drop-after=%d: closing", self.peer, plan.drop_after)
-                self._put(_CLOSE, delay)
+                self._put(_CLOSE, out.delay)
                 self.closed = True  # nothing after the K-th message
 
     def close(self) -> None:
@@ -134,42 +122,15 @@ class _Connection(Outbox):
         heapq.heappush(self._queue, (time.monotonic() + delay, next(self._sequence), item))
         self._cond.notify_all()
 
-    def _message(self, plan: FaultPlan, wire: Dict[str, Any]) -> _Item:
-        text = dumps(wire)
+    def _item(self, plan: FaultPlan, payload: faults.Payload) -> _Item:
+        """Serialise one payload for the writer."""
+        if isinstance(payload, faults.Malformed):
+            log.info("%s: fault malformed=%s", self.peer, payload.kind)
+            return _Item("malformed", payload.kind)
+        text = dumps(payload)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.peer, redacted_text(text))
         return _Item("message", text, plan.byte_by_byte, plan.coalesce, plan.coalesce_window)
-
-    def _injections(self, plan: FaultPlan, context: TransactionContext) -> List[_Item]:
-        """Extra messages right after a transaction's first one (see FaultPlan)."""
-        items = []
-        prefix = f"{context.kind}_TRANSACTION"
-        if plan.malformed is not None:
-            log.info("%s: fault malformed=%s", self.peer, plan.malformed)
-            items.append(_Item("malformed", plan.malformed))
-        if plan.unknown_enums:
-            update = {
-                "state": "WAITING_FOR_BIOMETRICS",
-                "stateDetails": "WAITING_FOR_BIOMETRICS",
-                "information": ["Checking", "biometrics"],
-                "abortable": context.latest_abortable,
-            }
-            items.append(self._message(plan, self._envelope(f"{prefix}_UPDATE", context, update)))
-        if plan.unknown_message_type:
-            notice = {"notice": "a message type this client does not know"}
-            items.append(self._message(plan, self._envelope(f"{prefix}_NOTICE", context, notice)))
-        return items
-
-    @staticmethod
-    def _envelope(
-        message_type: str, context: TransactionContext, data: Dict[str, Any]
-    ) -> Dict[str, Any]:
-        wire: Dict[str, Any] = {"type": message_type, "tag": context.tag}
-        if context.resource is not None:
-            wire["resource"] = context.resource
-        wire["status"] = "OK"
-        wire[data_key(message_type)] = data
-        return wire
 
     def _take_due(self, block: bool) -> List[_Item]:
         """The items due now (waiting for the first one when ``block``)."""
@@ -227,32 +188,17 @@ class _WriteFailed(Exception):
     pass
 
 
-def _add_unknown_fields(wire: Dict[str, Any]) -> None:
-    """The unknown-fields fault: keys a client must keep, at every level."""
-    wire["simulatorTrace"] = {"unknownEnvelopeField": True}
-    data = wire.get(data_key(str(wire["type"])))
-    if isinstance(data, dict):
-        data["futureDataField"] = "kept by tolerant clients"
-        transaction = data.get("transaction")
-        if isinstance(transaction, dict):
-            transaction["futureTransactionField"] = {"nested": [1, 2]}
-
-
 # --- framed TCP -------------------------------------------------------------------
-
-_TCP_MALFORMED = {
-    "huge-length": b"\xff\xff\xff\xff",
-    "invalid-utf8": encode_frame(b'{"type": "\xff\xfe\xfd"}'),
-    "not-object": encode_frame(b"[1, 2, 3]"),
-}
 
 
 class _TcpConnection(_Connection):
     transport = "tcp"
 
-    def __init__(self, simulator: Simulator, sock: socket.socket, peer: str) -> None:
+    def __init__(
+        self, simulator: Simulator, engine: PayServerEngine, sock: socket.socket, peer: str
+    ) -> None:
         self.sock = sock
-        super().__init__(simulator, peer)
+        super().__init__(simulator, engine, peer)
 
     def serve(self) -> None:
         """Reader thread: bytes -> frames -> session, until EOF or a violation."""
@@ -280,7 +226,7 @@ class _TcpConnection(_Connection):
         if not items:
             return
         chunks = [
-            _TCP_MALFORMED[item.text]
+            faults.malformed_frame(item.text)
             if item.kind == "malformed"
             else encode_frame(item.text.encode("utf-8"))
             for item in items
@@ -307,9 +253,11 @@ class _TcpConnection(_Connection):
 class _WsConnection(_Connection):
     transport = "ws"
 
-    def __init__(self, simulator: Simulator, ws: ServerConnection, peer: str) -> None:
+    def __init__(
+        self, simulator: Simulator, engine: PayServerEngine, ws: ServerConnection, peer: str
+    ) -> None:
         self.ws = ws
-        super().__init__(simulator, peer)
+        super().__init__(simulator, engine, peer)
 
     def serve(self) -> None:
         """Handler thread of ``websockets``: one text message = one P3 message."""
@@ -343,22 +291,17 @@ class _WsConnection(_Connection):
         try:
             for item in items:
                 if item.kind == "malformed":
-                    self.ws.send(self._ws_malformed(item.text))
+                    self.ws.send(
+                        faults.malformed_ws_message(
+                            item.text, self._simulator.config.max_frame_size
+                        )
+                    )
                 elif item.byte_by_byte:
                     self.ws.send(iter(item.text))  # a fragmented message, one char per frame
                 else:
                     self.ws.send(item.text)
         except ConnectionClosed as exc:
             raise _WriteFailed(str(exc)) from None
-
-    def _ws_malformed(self, kind: str) -> Union[str, bytes]:
-        if kind == "huge-length":
-            size = self._simulator.config.max_frame_size + 1
-            head = '{"type":"EXECUTE_TRANSACTION_NOTICE","padding":"'
-            return head + "x" * (size - len(head) - 2) + '"}'
-        if kind == "invalid-utf8":
-            return b'{"type": "\xff\xfe\xfd"}'  # binary: a text frame cannot hold it
-        return "[1, 2, 3]"
 
     def _drop(self) -> None:
         self._abort_transport()
@@ -559,7 +502,7 @@ class Simulator:
                 break
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _TcpConnection(self, sock, _peer_name(address))
+            connection = _TcpConnection(self, self._engine, sock, _peer_name(address))
             thread = threading.Thread(
                 target=self._serve_tcp, args=(connection,), name="p3sim-tcp", daemon=True
             )
@@ -610,7 +553,7 @@ class Simulator:
         return None
 
     def _serve_ws(self, ws: ServerConnection) -> None:
-        _WsConnection(self, ws, _peer_name(ws.remote_address)).serve()
+        _WsConnection(self, self._engine, ws, _peer_name(ws.remote_address)).serve()
 
     # --- shutdown -------------------------------------------------------------------
 
