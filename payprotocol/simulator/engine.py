@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Set, Union
 
-from ..codec import decode_parsed, parse_message, response_type
+from ..codec import decode_parsed, parse_message
 from ..errors import ProtocolViolationError
 from ..models import (
     ActionType,
@@ -45,6 +45,7 @@ from ..models import (
     Message,
     Status,
 )
+from ..naming import response_type
 from .config import SimulatedDevice, SimulatorConfig
 from .execute import ExecuteRun
 from .outbox import Outbox, Refusal, error_message

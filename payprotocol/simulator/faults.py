@@ -19,8 +19,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import attrs
 
-from ..codec import data_key
 from ..framing import encode_frame
+from ..naming import data_key
 from .outbox import TransactionContext
 
 __all__ = [

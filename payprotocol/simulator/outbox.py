@@ -15,8 +15,8 @@ from typing import Optional
 
 import attrs
 
-from ..codec import response_type
 from ..models import ErrorDetails, Message, RawMessage, Status
+from ..naming import response_type
 
 __all__ = ["Outbox", "Refusal", "TransactionContext", "error_message"]
 

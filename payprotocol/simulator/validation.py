@@ -12,8 +12,8 @@ import re
 from decimal import Decimal
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from ..codec import data_key
 from ..models import CreditDebit, Mode, ProviderMode
+from ..naming import data_key
 from .cards import currency_decimals
 
 __all__ = ["InvalidRequest", "validate_request"]
