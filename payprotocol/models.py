@@ -18,20 +18,38 @@ Fields holding secrets carry ``metadata={"sensitive": True}``; their ``repr`` is
 ``'***'``. The models own that metadata, so the redaction derived from it lives
 here too: :data:`SENSITIVE_WIRE_KEYS` and :func:`redact` (re-exported by
 :mod:`payprotocol.codec` and the package), which mask them in ``repr``, logs,
-traces and the journal. This module imports nothing of the package but
-:mod:`payprotocol.naming`; the wire mapping itself is derived by the one
-converter in :mod:`payprotocol.wire_converter`.
+traces and the journal. The enums and the final-status rules live in
+``payprotocol._enums`` and are re-exported here, so ``payprotocol.models``
+stays the one place to import every model from. This module imports nothing
+of the package but :mod:`payprotocol.naming` and ``_enums`` (which imports
+nothing); the wire mapping itself is derived by the one converter in
+:mod:`payprotocol.wire_converter`.
 """
 
 from __future__ import annotations
 
 import datetime
-import enum
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Union
 
 import attrs
 
+from ._enums import (
+    FAILED_STATUSES,
+    FINAL_STATUSES,
+    ActionType,
+    Comlink,
+    CreditDebit,
+    DeviceType,
+    ErrorType,
+    Mode,
+    ProcessState,
+    ProviderMode,
+    Status,
+    TransactionStatus,
+    TransactionType,
+    is_final_status,
+)
 from .naming import to_camel
 
 __all__ = [
@@ -112,123 +130,6 @@ def _extra() -> Any:
 def _context() -> Any:
     """Filled by the codec from the envelope; never written into the data object."""
     return attrs.field(default=None, kw_only=True, metadata={"envelope": True})
-
-
-# --- enums: str-based so that a plain string compares equal ----------------
-
-
-class _WireEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class ProviderMode(_WireEnum):
-    MOCK = "MOCK"
-    JUNGLE = "JUNGLE"
-    TEST = "TEST"
-    TEST_FIXED = "TEST_FIXED"
-    LIVE = "LIVE"
-    LIVE_FIXED = "LIVE_FIXED"
-
-
-class DeviceType(_WireEnum):
-    MOCK = "MOCK"
-    MIURA = "MIURA"
-    VERIFONE = "VERIFONE"
-
-
-class Comlink(_WireEnum):
-    MOCK = "MOCK"
-    WIFI = "WIFI"
-    USB = "USB"
-    BLUETOOTH = "BLUETOOTH"
-
-
-class Mode(_WireEnum):
-    ONLINE = "ONLINE"
-    OFFLINE = "OFFLINE"
-
-
-class TransactionType(_WireEnum):
-    CHARGE = "CHARGE"
-    REFUND = "REFUND"
-    CAPTURE = "CAPTURE"
-    TIP_ADJUST = "TIP_ADJUST"
-
-
-class TransactionStatus(_WireEnum):
-    APPROVED = "APPROVED"
-    ACCEPTED = "ACCEPTED"
-    DECLINED = "DECLINED"
-    ABORTED = "ABORTED"
-    ERROR = "ERROR"
-    INCONCLUSIVE = "INCONCLUSIVE"
-    PENDING = "PENDING"
-    INITIALIZED = "INITIALIZED"
-
-    @property
-    def is_final(self) -> bool:
-        return is_final_status(self)
-
-
-#: Statuses after which a transaction never changes: its outcome is known.
-#: Anything else (``INCONCLUSIVE``, ``PENDING``, a status this version does not
-#: know) means: look it up again later.
-FINAL_STATUSES = frozenset({"APPROVED", "ACCEPTED", "DECLINED", "ABORTED", "ERROR"})
-#: Final statuses in which no money moved.
-FAILED_STATUSES = frozenset({"DECLINED", "ABORTED", "ERROR"})
-
-
-def is_final_status(status: Union[TransactionStatus, str, None]) -> bool:
-    """Whether a transaction with this status will never change."""
-    return status is not None and str(status) in FINAL_STATUSES
-
-
-class ProcessState(_WireEnum):
-    CREATED = "CREATED"
-    CONNECTING_TO_ACCESSORY = "CONNECTING_TO_ACCESSORY"
-    PREPARING = "PREPARING"
-    INITIALIZING_TRANSACTION = "INITIALIZING_TRANSACTION"
-    WAITING_FOR_CARD_PRESENTATION = "WAITING_FOR_CARD_PRESENTATION"
-    WAITING_FOR_CARD_REMOVAL = "WAITING_FOR_CARD_REMOVAL"
-    WAITING_FOR_PIN = "WAITING_FOR_PIN"
-    PROCESSING = "PROCESSING"
-    ACTION_REQUIRED = "ACTION_REQUIRED"
-    APPROVED = "APPROVED"
-    DECLINED = "DECLINED"
-    ABORTED = "ABORTED"
-    FAILED = "FAILED"
-
-
-class ActionType(_WireEnum):
-    SIGNATURE = "SIGNATURE"
-    APPLICATION_SELECTION = "APPLICATION_SELECTION"
-    CREDIT_DEBIT_SELECTION = "CREDIT_DEBIT_SELECTION"
-    DCC_SELECTION = "DCC_SELECTION"
-
-
-class CreditDebit(_WireEnum):
-    CREDIT = "CREDIT"
-    DEBIT = "DEBIT"
-
-
-class Status(_WireEnum):
-    OK = "OK"
-    ERROR = "ERROR"
-
-
-class ErrorType(_WireEnum):
-    INVALID_REQUEST = "INVALID_REQUEST"
-    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
-    NOT_LOGGED_IN = "NOT_LOGGED_IN"
-    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
-    UNKNOWN_RESOURCE = "UNKNOWN_RESOURCE"
-    DEVICE_BUSY = "DEVICE_BUSY"
-    DEVICE_NOT_CONNECTED = "DEVICE_NOT_CONNECTED"
-    TRANSACTION_NOT_FOUND = "TRANSACTION_NOT_FOUND"
-    TRANSACTION_NOT_ABORTABLE = "TRANSACTION_NOT_ABORTABLE"
-    NO_PENDING_ACTION = "NO_PENDING_ACTION"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 # --- login (3.1) -----------------------------------------------------------

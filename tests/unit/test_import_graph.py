@@ -215,7 +215,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
 
 
 def test_the_core_and_the_naming_rules_import_no_io_module() -> None:
-    for module in (*CORE, "payprotocol.naming", "payprotocol.wire_converter"):
+    for module in (*CORE, "payprotocol._enums", "payprotocol.naming", "payprotocol.wire_converter"):
         tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
         imported = {
             alias.name.partition(".")[0]
@@ -232,4 +232,8 @@ def test_the_core_and_the_naming_rules_import_no_io_module() -> None:
 
 def test_the_naming_rules_depend_on_nothing_in_the_package() -> None:
     assert list(_edges("payprotocol.naming")) == []
-    assert {target for target, _, _ in _edges("payprotocol.models")} == {"payprotocol.naming"}
+    assert list(_edges("payprotocol._enums")) == []
+    assert {target for target, _, _ in _edges("payprotocol.models")} == {
+        "payprotocol.naming",
+        "payprotocol._enums",
+    }
