@@ -1,6 +1,6 @@
 """The simulated PayServer over real sockets on 127.0.0.1, without the client.
 
-Each test talks raw P3 through tests/integration/p3raw.py (framing + codec,
+Each test talks raw P3 through tests/support/peer.py (framing + codec,
 websocket-client for WebSocket), so the simulator is checked against the
 contract on its own.
 """
@@ -26,7 +26,7 @@ from payprotocol.simulator import (
     card_script,
 )
 
-from .p3raw import (
+from ..support.p3raw import (
     PeerClosed,
     RawPeer,
     TcpPeer,

@@ -14,7 +14,7 @@ from payprotocol.errors import ProtocolViolationError
 from payprotocol.models import ProcessState, RawMessage
 from payprotocol.simulator import FaultPlan, Simulator, SimulatorConfig
 
-from .p3raw import PeerClosed, RawPeer, TcpPeer, WsPeer, final_transaction, wait_for
+from ..support.p3raw import PeerClosed, RawPeer, TcpPeer, WsPeer, final_transaction, wait_for
 
 
 @pytest.fixture(scope="module")

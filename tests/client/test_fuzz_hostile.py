@@ -23,7 +23,7 @@ from payprotocol import (
 from payprotocol import models as m
 from payprotocol.framing import encode_frame
 
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.peer import Peer, ScriptedServer, reply, transaction
 
 pytestmark = pytest.mark.timeout(300)
 

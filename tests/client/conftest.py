@@ -10,7 +10,7 @@ import pytest
 from payprotocol import PayClient
 from payprotocol.simulator import Simulator, SimulatorConfig
 
-from .scripted import Peer, ScriptedServer
+from ..support.peer import Peer, ScriptedServer
 
 FAST = SimulatorConfig(step_delay=0.005, slow_presentation=1.5, action_timeout=10.0)
 

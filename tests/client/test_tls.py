@@ -12,7 +12,7 @@ import trustme
 from payprotocol import ConnectionLostError, PayClient
 from payprotocol import models as m
 
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.peer import Peer, ScriptedServer, reply, transaction
 
 pytestmark = pytest.mark.timeout(30)
 

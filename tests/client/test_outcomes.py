@@ -24,7 +24,7 @@ from payprotocol import (
 from payprotocol import models as m
 
 from .conftest import Serve
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.peer import Peer, ScriptedServer, reply, transaction
 
 pytestmark = pytest.mark.timeout(30)
 
