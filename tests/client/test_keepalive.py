@@ -14,7 +14,7 @@ import pytest
 
 from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
 
-from ..support.waiting import eventually, running_in
+from ..support.waiting import blocked_in, eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -109,7 +109,7 @@ def test_close_wakes_a_blocked_receive() -> None:
 
         reader = threading.Thread(target=receive)
         reader.start()
-        eventually(lambda: running_in(reader, "receive"))  # blocked in the socket's recv
+        eventually(lambda: blocked_in(reader, "receive"))  # in the socket's recv
         started = time.monotonic()
         transport.close()
         reader.join(2)

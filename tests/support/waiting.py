@@ -1,6 +1,6 @@
 """Wait on states, not on time: ``eventually(condition)`` polls until the
 condition holds (or fails the test at the timeout), and ``finished(sim, id)``
-is the simulator's own final record of a transaction; ``running_in`` tells
+is the simulator's own final record of a transaction; ``blocked_in`` tells
 where a thread is blocked."""
 
 from __future__ import annotations
@@ -35,8 +35,18 @@ def finished(sim: Any, custom_identifier: str) -> Any:
     return None
 
 
-def running_in(thread: threading.Thread, function: str) -> bool:
-    """Whether ``thread``'s innermost Python frame is ``function`` (for a thread
-    that blocks in a C call made from it, such as a socket's recv)."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    return frame is not None and frame.f_code.co_name == function
+def blocked_in(thread: threading.Thread, function: str, settle: float = 0.05) -> bool:
+    """Whether ``thread`` is blocked in a C call (such as a socket's recv) made
+    from the Python function ``function``: its innermost frame is that function
+    and has not moved on while we let it run for ``settle`` s (a thread that
+    merely executes the function's first lines moves on as soon as it may)."""
+
+    def where() -> Any:
+        frame = sys._current_frames().get(thread.ident or -1)
+        if frame is None or frame.f_code.co_name != function:
+            return None
+        return (frame, frame.f_lasti)
+
+    before = where()
+    time.sleep(settle)
+    return before is not None and where() == before
