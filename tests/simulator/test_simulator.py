@@ -1,6 +1,6 @@
 """The simulated PayServer over real sockets on 127.0.0.1, without the client.
 
-Each test talks raw P3 through tests/integration/p3raw.py (framing + codec,
+Each test talks raw P3 through tests/support/peer.py (framing + codec,
 websocket-client for WebSocket), so the simulator is checked against the
 contract on its own.
 """
@@ -26,16 +26,9 @@ from payprotocol.simulator import (
     card_script,
 )
 
-from .p3raw import (
-    PeerClosed,
-    RawPeer,
-    TcpPeer,
-    WsPeer,
-    final_transaction,
-    of_type,
-    updates,
-    wait_for,
-)
+from ..support.messages import final_transaction, of_type, updates
+from ..support.peer import Peer, PeerClosed, connect
+from ..support.waiting import eventually, finished
 
 FAST = dict(step_delay=0.005, slow_presentation=1.0)
 
@@ -54,16 +47,16 @@ def _no_faults(sim: Simulator) -> Iterator[None]:
 
 
 @pytest.fixture(params=["tcp", "ws"])
-def peer(request: pytest.FixtureRequest, sim: Simulator) -> Iterator[RawPeer]:
-    raw: RawPeer = TcpPeer(sim.tcp_port) if request.param == "tcp" else WsPeer(sim.ws_url)
+def peer(request: pytest.FixtureRequest, sim: Simulator) -> Iterator[Peer]:
+    raw: Peer = connect(sim.tcp_url if request.param == "tcp" else sim.ws_url)
     with raw:
         assert raw.login()["status"] == "OK"
         yield raw
 
 
 @pytest.fixture
-def tcp(sim: Simulator) -> Iterator[TcpPeer]:
-    with TcpPeer(sim.tcp_port) as raw:
+def tcp(sim: Simulator) -> Iterator[Peer]:
+    with connect(sim.tcp_url) as raw:
         assert raw.login()["status"] == "OK"
         yield raw
 
@@ -85,7 +78,7 @@ def test_urls_and_default_devices(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
 def test_login_ok(sim: Simulator, transport: str) -> None:
-    with TcpPeer(sim.tcp_port) if transport == "tcp" else WsPeer(sim.ws_url) as raw:
+    with connect(sim.tcp_url if transport == "tcp" else sim.ws_url) as raw:
         response = raw.login()
     assert response["type"] == "LOGIN_MERCHANT_RESPONSE"
     assert response["status"] == "OK"
@@ -102,7 +95,7 @@ def test_login_ok(sim: Simulator, transport: str) -> None:
 
 def test_login_refused_for_unknown_merchant() -> None:
     config = SimulatorConfig(ws_port=None, merchants={"m-1": "right"})
-    with Simulator(config) as sim, TcpPeer(sim.tcp_port) as raw:
+    with Simulator(config) as sim, connect(sim.tcp_url) as raw:
         assert error_of(raw.login("m-1", "wrong")) == "AUTHENTICATION_FAILED"
         assert error_of(raw.login("m-2", "right")) == "AUTHENTICATION_FAILED"
         assert error_of(raw.request("GET_TRANSACTION_REQUEST", {"customIdentifier": "x"})) == (
@@ -112,12 +105,12 @@ def test_login_refused_for_unknown_merchant() -> None:
 
 
 def test_login_refused_for_empty_secret(sim: Simulator) -> None:
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         assert error_of(raw.login("m-1", "")) == "AUTHENTICATION_FAILED"
 
 
 def test_requests_before_login_get_not_logged_in(sim: Simulator) -> None:
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         response = raw.response(raw.execute("10.00"))
         assert response["type"] == "EXECUTE_TRANSACTION_RESPONSE"
         assert error_of(response) == "NOT_LOGGED_IN"
@@ -125,20 +118,20 @@ def test_requests_before_login_get_not_logged_in(sim: Simulator) -> None:
         assert error_of(response) == "NOT_LOGGED_IN"
 
 
-def test_login_state_belongs_to_the_connection(sim: Simulator, tcp: TcpPeer) -> None:
-    with TcpPeer(sim.tcp_port) as other:
+def test_login_state_belongs_to_the_connection(sim: Simulator, tcp: Peer) -> None:
+    with connect(sim.tcp_url) as other:
         assert error_of(other.response(other.execute("10.00"))) == "NOT_LOGGED_IN"
 
 
 def test_restart_on_the_same_ports_keeps_the_store() -> None:
     with Simulator(SimulatorConfig(**FAST)) as sim:  # type: ignore[arg-type]
         tcp_url, ws_url = sim.tcp_url, sim.ws_url
-        with TcpPeer(sim.tcp_port) as raw:
+        with connect(sim.tcp_url) as raw:
             raw.login()
             charged = final_transaction(raw.charge("5.00", customIdentifier="keep-me"))
         sim.restart()
         assert (sim.tcp_url, sim.ws_url) == (tcp_url, ws_url)
-        for raw in (TcpPeer(sim.tcp_port), WsPeer(sim.ws_url)):
+        for raw in (connect(sim.tcp_url), connect(sim.ws_url)):
             with raw:
                 raw.login()
                 found = raw.request("GET_TRANSACTION_REQUEST", {"customIdentifier": "keep-me"})
@@ -151,11 +144,11 @@ def test_restart_on_the_same_ports_keeps_the_store() -> None:
 
 def test_restart_decides_a_running_transaction() -> None:
     config = SimulatorConfig(step_delay=0.005, slow_presentation=30.0)
-    with Simulator(config) as sim, TcpPeer(sim.tcp_port) as raw:
+    with Simulator(config) as sim, connect(sim.tcp_url) as raw:
         raw.login()
         raw.execute("5.09", customIdentifier="slow-one")  # waits 30 s for the card
         raw.expect(lambda m: m.get("executeTransactionUpdate", {}).get("abortable") is True)
-        signing = TcpPeer(sim.tcp_port)
+        signing = connect(sim.tcp_url)
         signing.login()
         signing.execute("10.00", resource="devices/reader2", customIdentifier="signing")
         signing.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
@@ -175,8 +168,8 @@ def test_restart_decides_a_running_transaction() -> None:
 # --- envelope and request errors -----------------------------------------------------
 
 
-def test_unknown_message_type(peer: RawPeer) -> None:
-    tag = peer.send("FROBNICATE_REQUEST", {"x": 1})
+def test_unknown_message_type(peer: Peer) -> None:
+    tag = peer.send_request("FROBNICATE_REQUEST", {"x": 1})
     response = peer.response(tag)
     assert response["type"] == "FROBNICATE_RESPONSE"
     assert error_of(response) == "UNKNOWN_MESSAGE_TYPE"
@@ -194,12 +187,12 @@ def test_unknown_message_type(peer: RawPeer) -> None:
         ({"type": "REFUND"}, "executeTransactionRequest.transactionParameters.type"),
     ],
 )
-def test_invalid_execute_names_the_field(tcp: TcpPeer, parameters: dict, field: str) -> None:  # type: ignore[type-arg]
+def test_invalid_execute_names_the_field(tcp: Peer, parameters: dict, field: str) -> None:  # type: ignore[type-arg]
     transaction = {"type": "CHARGE", "amount": Decimal("10.00"), "currency": "EUR"}
     transaction["autoCapture"] = True  # type: ignore[assignment]
     transaction.update(parameters)
     transaction = {k: v for k, v in transaction.items() if v is not None}
-    tag = tcp.send(
+    tag = tcp.send_request(
         "EXECUTE_TRANSACTION_REQUEST",
         {"transactionParameters": transaction},
         resource="devices/reader1",
@@ -209,9 +202,9 @@ def test_invalid_execute_names_the_field(tcp: TcpPeer, parameters: dict, field: 
     assert field in response["error"]["message"]
 
 
-def test_missing_tag_and_missing_data(tcp: TcpPeer) -> None:
+def test_missing_tag_and_missing_data(tcp: Peer) -> None:
     tcp.send_payload('{"type": "GET_TRANSACTION_REQUEST", "getTransactionRequest": {}}')
-    response = tcp.read()
+    response = tcp.recv_json()
     assert error_of(response) == "INVALID_REQUEST" and "tag" in response["error"]["message"]
     response = tcp.request("EXECUTE_TRANSACTION_REQUEST", None, resource="devices/reader1")
     assert error_of(response) == "INVALID_REQUEST"
@@ -220,7 +213,7 @@ def test_missing_tag_and_missing_data(tcp: TcpPeer) -> None:
     assert "exactly one" in response["error"]["message"]
 
 
-def test_unknown_resource_and_missing_resource(tcp: TcpPeer) -> None:
+def test_unknown_resource_and_missing_resource(tcp: Peer) -> None:
     assert error_of(tcp.response(tcp.execute("10.00", resource="devices/nope"))) == (
         "UNKNOWN_RESOURCE"
     )
@@ -235,7 +228,7 @@ def test_device_not_connected() -> None:
     ]
     with (
         Simulator(SimulatorConfig(ws_port=None, devices=devices)) as sim,
-        TcpPeer(sim.tcp_port) as raw,
+        connect(sim.tcp_url) as raw,
     ):
         raw.login()
         assert error_of(raw.response(raw.execute("10.00", resource="devices/off"))) == (
@@ -264,7 +257,7 @@ def test_device_not_connected() -> None:
     ],
 )
 def test_test_card_outcomes(
-    peer: RawPeer, amount: str, status: str, code: str, cvm: str, action: object
+    peer: Peer, amount: str, status: str, code: str, cvm: str, action: object
 ) -> None:
     messages = peer.charge(amount, subject="Table 4", customIdentifier=f"card-{amount}")
     transaction = final_transaction(messages)
@@ -298,7 +291,7 @@ def test_test_card_outcomes(
         assert "merchantReceipt" not in transaction and "customerReceipt" not in transaction
 
 
-def test_signature_comes_after_online_authorisation_and_is_not_abortable(tcp: TcpPeer) -> None:
+def test_signature_comes_after_online_authorisation_and_is_not_abortable(tcp: Peer) -> None:
     tag = tcp.execute("10.00")
     update = tcp.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
     states = [u["state"] for u in updates(tcp.backlog)]
@@ -321,13 +314,13 @@ def test_signature_comes_after_online_authorisation_and_is_not_abortable(tcp: Tc
     assert update["resource"] == "devices/reader1"
 
 
-def test_offline_mode_is_accepted(tcp: TcpPeer) -> None:
+def test_offline_mode_is_accepted(tcp: Peer) -> None:
     transaction = final_transaction(tcp.charge("200.00", request={"mode": "OFFLINE"}))
     assert transaction["status"] == "ACCEPTED" and transaction["mode"] == "OFFLINE"
     assert "merchantReceipt" in transaction
 
 
-def test_ask_for_tip_adds_the_tip(tcp: TcpPeer) -> None:
+def test_ask_for_tip_adds_the_tip(tcp: Peer) -> None:
     steps = {"askForTip": {"suggestedAmount": Decimal("1.00"), "maxTipAmount": Decimal("5.00")}}
     messages = tcp.charge("5.00", request={"processParameters": {"steps": steps}})
     transaction = final_transaction(messages)
@@ -336,7 +329,7 @@ def test_ask_for_tip_adds_the_tip(tcp: TcpPeer) -> None:
 
 
 def test_amounts_stay_exact_decimals_on_the_wire(sim: Simulator) -> None:
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         raw.login()
         raw.follow(raw.execute("5.00"))
         assert any(b'"amount":5.00' in chunk for chunk in raw.chunks)
@@ -354,7 +347,7 @@ def test_card_script_digit_rules() -> None:
 # --- actions -------------------------------------------------------------------------------
 
 
-def test_application_selection(peer: RawPeer) -> None:
+def test_application_selection(peer: Peer) -> None:
     tag = peer.execute("5.01")
     action = peer.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
     data = action["executeTransactionAction"]
@@ -390,8 +383,8 @@ def test_application_selection(peer: RawPeer) -> None:
     assert error_of(again) == "NO_PENDING_ACTION"
 
 
-def test_credit_debit_selection(peer: RawPeer) -> None:
-    def answer(p: RawPeer, action: dict) -> None:  # type: ignore[type-arg]
+def test_credit_debit_selection(peer: Peer) -> None:
+    def answer(p: Peer, action: dict) -> None:  # type: ignore[type-arg]
         assert action["executeTransactionAction"]["action"] == "CREDIT_DEBIT_SELECTION"
         response = p.request(
             "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST",
@@ -407,10 +400,10 @@ def test_credit_debit_selection(peer: RawPeer) -> None:
     assert lines["ACCOUNT_TYPE"] == "DEBIT"
 
 
-def test_dcc_selection(peer: RawPeer) -> None:
+def test_dcc_selection(peer: Peer) -> None:
     seen = []
 
-    def answer(p: RawPeer, action: dict) -> None:  # type: ignore[type-arg]
+    def answer(p: Peer, action: dict) -> None:  # type: ignore[type-arg]
         seen.append(action["executeTransactionAction"])
         response = p.request(
             "SUBMIT_DCC_SELECTION_REQUEST",
@@ -430,7 +423,7 @@ def test_dcc_selection(peer: RawPeer) -> None:
     assert lines["DCC"].startswith(str(dcc["convertedAmount"]))
 
 
-def test_answer_without_pending_action(peer: RawPeer) -> None:
+def test_answer_without_pending_action(peer: Peer) -> None:
     for request_type, data in [
         ("SUBMIT_SIGNATURE_REQUEST", {"signOnReceipt": True}),
         ("SUBMIT_APPLICATION_SELECTION_REQUEST", {"applicationIdentifier": "A0000000031010"}),
@@ -445,10 +438,10 @@ def test_answer_without_pending_action(peer: RawPeer) -> None:
 # --- abort and busy devices ------------------------------------------------------------
 
 
-def test_abort_during_slow_card_presentation(peer: RawPeer) -> None:
+def test_abort_during_slow_card_presentation(peer: Peer) -> None:
     tag = peer.execute("5.09", customIdentifier="abort-me")
     peer.expect(lambda m: m.get("executeTransactionUpdate", {}).get("abortable") is True)
-    abort_tag = peer.send("ABORT_TRANSACTION_REQUEST", {}, resource="devices/reader1")
+    abort_tag = peer.send_request("ABORT_TRANSACTION_REQUEST", {}, resource="devices/reader1")
     both = [
         peer.expect(lambda m: m.get("tag") in (tag, abort_tag) and m["type"].endswith("_RESPONSE"))
         for _ in range(2)
@@ -464,7 +457,7 @@ def test_abort_during_slow_card_presentation(peer: RawPeer) -> None:
     assert error_of(response) == "TRANSACTION_NOT_FOUND"
 
 
-def test_abort_during_an_abortable_action(tcp: TcpPeer) -> None:
+def test_abort_during_an_abortable_action(tcp: Peer) -> None:
     tag = tcp.execute("5.02")
     tcp.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
     assert (
@@ -473,18 +466,18 @@ def test_abort_during_an_abortable_action(tcp: TcpPeer) -> None:
     assert final_transaction(tcp.follow(tag))["status"] == "ABORTED"
 
 
-def test_abort_without_transaction(tcp: TcpPeer) -> None:
+def test_abort_without_transaction(tcp: Peer) -> None:
     response = tcp.request("ABORT_TRANSACTION_REQUEST", {}, resource="devices/reader2")
     assert response["type"] == "ABORT_TRANSACTION_RESPONSE"
     assert error_of(response) == "TRANSACTION_NOT_FOUND"
 
 
-def test_device_busy_and_parallel_devices(sim: Simulator, tcp: TcpPeer) -> None:
+def test_device_busy_and_parallel_devices(sim: Simulator, tcp: Peer) -> None:
     slow = tcp.execute("5.09")
     tcp.expect(lambda m: m.get("tag") == slow)
     busy = tcp.response(tcp.execute("10.00"))
     assert error_of(busy) == "DEVICE_BUSY"
-    with TcpPeer(sim.tcp_port) as other:  # another connection, same reader
+    with connect(sim.tcp_url) as other:  # another connection, same reader
         other.login()
         assert error_of(other.response(other.execute("5.00"))) == "DEVICE_BUSY"
         assert final_transaction(other.charge("5.00", resource="devices/reader2"))["status"] == (
@@ -498,34 +491,29 @@ def test_device_busy_and_parallel_devices(sim: Simulator, tcp: TcpPeer) -> None:
 
 
 def test_disconnect_mid_transaction_still_ends_and_stores(sim: Simulator) -> None:
-    raw = TcpPeer(sim.tcp_port)
+    raw = connect(sim.tcp_url)
     raw.login()
     raw.execute("10.00", customIdentifier="gone-while-signing")
     raw.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
     raw.close()
-    done = wait_for(lambda: _final(sim, "gone-while-signing"))
+    done = eventually(lambda: finished(sim, "gone-while-signing"))
     assert done.status == "APPROVED" and done.merchant_receipt.signature_line_required
-    raw = TcpPeer(sim.tcp_port)
+    raw = connect(sim.tcp_url)
     raw.login()
     raw.execute("5.01", customIdentifier="gone-while-choosing")
     raw.expect(lambda m: m["type"] == "EXECUTE_TRANSACTION_ACTION")
     raw.close()
-    done = wait_for(lambda: _final(sim, "gone-while-choosing"))
+    done = eventually(lambda: finished(sim, "gone-while-choosing"))
     assert done.status == "ABORTED" and done.status_details.code == "CLIENT_DISCONNECTED"
-    with TcpPeer(sim.tcp_port) as again:  # the reader is free and the server alive
+    with connect(sim.tcp_url) as again:  # the reader is free and the server alive
         again.login()
         assert final_transaction(again.charge("5.00"))["status"] == "APPROVED"
-
-
-def _final(sim: Simulator, custom: str):  # type: ignore[no-untyped-def]
-    transaction = sim.store.get_by_custom_identifier(custom)
-    return transaction if transaction is not None and transaction.status != "PENDING" else None
 
 
 # --- amend: refunds, capture, tip adjust ---------------------------------------------------
 
 
-def amend(raw: RawPeer, kind: str, reference: str, **parameters: object) -> List[dict]:  # type: ignore[type-arg]
+def amend(raw: Peer, kind: str, reference: str, **parameters: object) -> List[dict]:  # type: ignore[type-arg]
     data = {
         "transactionParameters": {
             "type": kind,
@@ -533,7 +521,7 @@ def amend(raw: RawPeer, kind: str, reference: str, **parameters: object) -> List
             **parameters,
         }
     }
-    tag = raw.send("AMEND_TRANSACTION_REQUEST", data, resource=None)
+    tag = raw.send_request("AMEND_TRANSACTION_REQUEST", data, resource=None)
     return raw.follow(tag)
 
 
@@ -548,7 +536,7 @@ def amended(messages: List[dict]) -> dict:  # type: ignore[type-arg]
     return response["amendTransactionResponse"]["transaction"]  # type: ignore[no-any-return]
 
 
-def test_refunds_partial_and_full_never_more_than_left(peer: RawPeer) -> None:
+def test_refunds_partial_and_full_never_more_than_left(peer: Peer) -> None:
     charge = final_transaction(peer.charge("5.00"))
     reference = charge["transactionIdentifier"]
     refund = amended(
@@ -574,7 +562,7 @@ def test_refunds_partial_and_full_never_more_than_left(peer: RawPeer) -> None:
     assert error_of(amend(peer, "REFUND", refund["transactionIdentifier"])[-1]) == "INVALID_REQUEST"
 
 
-def test_amend_errors(tcp: TcpPeer) -> None:
+def test_amend_errors(tcp: Peer) -> None:
     declined = final_transaction(tcp.charge("100.00"))
     response = amend(tcp, "REFUND", declined["transactionIdentifier"])[-1]
     assert error_of(response) == "INVALID_REQUEST" and "approved" in response["error"]["message"]
@@ -591,7 +579,7 @@ def test_amend_errors(tcp: TcpPeer) -> None:
     assert "type" in response["error"]["message"]
 
 
-def test_capture_a_pre_authorisation_once(peer: RawPeer) -> None:
+def test_capture_a_pre_authorisation_once(peer: Peer) -> None:
     preauth = final_transaction(peer.charge("6.00", autoCapture=False))
     assert preauth["status"] == "APPROVED" and preauth["captured"] is False
     reference = preauth["transactionIdentifier"]
@@ -612,7 +600,7 @@ def test_capture_a_pre_authorisation_once(peer: RawPeer) -> None:
     assert amended(amend(peer, "REFUND", reference))["amount"] == Decimal("5.00")
 
 
-def test_tip_adjust(peer: RawPeer) -> None:
+def test_tip_adjust(peer: Peer) -> None:
     charge = final_transaction(peer.charge("5.00", tipAdjustable=True))
     assert charge["merchantReceipt"]["tipLineRequired"] is True
     reference = charge["transactionIdentifier"]
@@ -632,7 +620,7 @@ def test_tip_adjust(peer: RawPeer) -> None:
 # --- lookups ---------------------------------------------------------------------------------
 
 
-def test_lookups(sim: Simulator, peer: RawPeer) -> None:
+def test_lookups(sim: Simulator, peer: Peer) -> None:
     first = final_transaction(peer.charge("5.00", customIdentifier="order-77"))
     second = final_transaction(peer.charge("100.00", customIdentifier="order-77"))
     by_id = peer.request(
@@ -648,7 +636,7 @@ def test_lookups(sim: Simulator, peer: RawPeer) -> None:
         "GET_TRANSACTION_REQUEST", {"customIdentifier": "a", "transactionIdentifier": "b"}
     )
     assert error_of(both) == "INVALID_REQUEST"
-    with TcpPeer(sim.tcp_port) as stranger:  # another merchant sees nothing
+    with connect(sim.tcp_url) as stranger:  # another merchant sees nothing
         stranger.login("someone-else", "x")
         hidden = stranger.request("GET_TRANSACTION_REQUEST", {"customIdentifier": "order-77"})
         assert error_of(hidden) == "TRANSACTION_NOT_FOUND"
@@ -656,7 +644,7 @@ def test_lookups(sim: Simulator, peer: RawPeer) -> None:
     assert stored is not None and stored.amount == Decimal("5.00")
 
 
-def test_lookup_while_running_shows_pending(tcp: TcpPeer) -> None:
+def test_lookup_while_running_shows_pending(tcp: Peer) -> None:
     tag = tcp.execute("5.09", customIdentifier="running-now")
     tcp.expect(lambda m: m.get("tag") == tag)
     found = tcp.request("GET_TRANSACTION_REQUEST", {"customIdentifier": "running-now"})
@@ -678,37 +666,33 @@ def test_lookup_while_running_shows_pending(tcp: TcpPeer) -> None:
         b"\xff\xff\xff\xff",  # beyond the size cap
     ],
 )
-def test_tcp_garbage_closes_only_that_connection(
-    sim: Simulator, tcp: TcpPeer, garbage: bytes
-) -> None:
-    with TcpPeer(sim.tcp_port) as bad:
-        bad.send_bytes(garbage)
+def test_tcp_garbage_closes_only_that_connection(sim: Simulator, tcp: Peer, garbage: bytes) -> None:
+    with connect(sim.tcp_url) as bad:
+        bad.send_wire(garbage)
         bad.wait_closed()
     assert final_transaction(tcp.charge("5.00"))["status"] == "APPROVED"
 
 
 @pytest.mark.parametrize("garbage", ["hello", "[1, 2, 3]", b"\x00binary"])
-def test_ws_garbage_closes_only_that_connection(
-    sim: Simulator, tcp: TcpPeer, garbage: object
-) -> None:
-    with WsPeer(sim.ws_url) as bad:
+def test_ws_garbage_closes_only_that_connection(sim: Simulator, tcp: Peer, garbage: object) -> None:
+    with connect(sim.ws_url) as bad:
         if isinstance(garbage, bytes):
-            bad.ws.send_binary(garbage)
+            bad.send_binary(garbage)
         else:
-            bad.ws.send(garbage)
+            bad.send_payload(garbage)
         bad.wait_closed()
     assert final_transaction(tcp.charge("5.00"))["status"] == "APPROVED"
 
 
 def test_ws_wrong_path_is_refused(sim: Simulator) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as caught:
-        WsPeer(sim.ws_url + "elsewhere")
+        connect(sim.ws_url + "elsewhere")
     assert caught.value.status_code == 404
 
 
 def test_secrets_are_not_logged(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="payprotocol.simulator")
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         raw.login("m-1", "top-secret-value")
         raw.charge("10.00")
     assert "LOGIN_MERCHANT_REQUEST" in caplog.text and "EXECUTE_TRANSACTION_RESPONSE" in caplog.text
@@ -719,7 +703,7 @@ def test_many_connections_in_parallel(sim: Simulator) -> None:
     results: List[str] = []
 
     def pay(resource: str) -> None:
-        with TcpPeer(sim.tcp_port) as raw:
+        with connect(sim.tcp_url) as raw:
             raw.login()
             for _ in range(3):
                 results.append(final_transaction(raw.charge("5.00", resource=resource))["status"])
@@ -733,8 +717,8 @@ def test_many_connections_in_parallel(sim: Simulator) -> None:
 
 
 def test_closed_socket_errors_are_peer_closed(sim: Simulator) -> None:
-    raw = TcpPeer(sim.tcp_port)
-    raw.sock.shutdown(socket.SHUT_WR)
+    raw = connect(sim.tcp_url)
+    raw.conn.shutdown(socket.SHUT_WR)
     with pytest.raises(PeerClosed):
-        raw.read(2)
+        raw.recv_json(2)
     raw.close()

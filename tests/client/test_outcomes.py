@@ -5,9 +5,7 @@ times out. Scripted server over real sockets (TCP and WebSocket)."""
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, List
@@ -23,14 +21,12 @@ from payprotocol import (
 )
 from payprotocol import models as m
 
-from .conftest import Serve
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.messages import execute_final as final
+from ..support.messages import reply, transaction, wire
+from ..support.peer import Peer, ScriptedServer, Serve
+from ..support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def final(request: m.Message, outcome: str = "APPROVED", **reply_args: Any) -> m.Message:
-    return reply(request, m.ExecuteTransactionResponse(transaction(outcome)), **reply_args)
 
 
 def test_a_response_of_another_type_does_not_end_the_charge(serve: Serve) -> None:
@@ -104,13 +100,10 @@ def test_an_error_response_that_carries_a_transaction(
 def test_an_update_that_does_not_fit_reaches_on_update_raw(serve: Serve) -> None:
     def handler(peer: Peer) -> None:
         request = peer.recv()
-        bad = {
-            "type": "EXECUTE_TRANSACTION_UPDATE",
-            "tag": request.tag,
-            "executeTransactionUpdate": {"information": ["a", "b"], "abortable": "yes"},
-        }
-        peer.send_payload(json.dumps(bad).encode())
+        data = {"information": ["a", "b"], "abortable": "yes"}
+        peer.send(wire("EXECUTE_TRANSACTION_UPDATE", request.tag, data))
         peer.send(final(request))
+        # The connection stays open (the peer does not hang up after its script).
 
     server = serve(handler)
     seen: List[Any] = []
@@ -124,15 +117,25 @@ def test_an_update_that_does_not_fit_reaches_on_update_raw(serve: Serve) -> None
 
 def test_a_float_never_reaches_the_wire(serve: Serve) -> None:
     received: List[m.Message] = []
-    server = serve(lambda peer: received.append(peer.recv(timeout=1)))
+
+    def handler(peer: Peer) -> None:  # records requests until the marker, then answers it
+        while True:
+            request = peer.recv()
+            received.append(request)
+            if request.type == "MARKER_REQUEST":
+                peer.send(m.RawMessage("MARKER_RESPONSE", request.tag, None, {}, status="OK"))
+                return
+
+    server = serve(handler)
     with PayClient(server.url, timeout=5, transaction_timeout=5) as client:
         parameters = m.TransactionParameters("CHARGE", 0.1 + 0.2, "EUR", True)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="Decimal"):
             client.execute_transaction("devices/r1", parameters)
         with pytest.raises(TypeError):
             client.charge("devices/r1", Decimal("1.00"), "EUR", metadata={"rate": 1.5})
-    time.sleep(0.2)
-    assert received == []
+        # One connection, one send lock: anything sent before the marker arrives first.
+        client.request("MARKER_REQUEST", {})
+    assert [request.type for request in received] == ["MARKER_REQUEST"]
 
 
 def test_recover_refuses_a_transaction_that_is_not_the_requests(
@@ -166,17 +169,17 @@ def test_recover_refuses_a_transaction_that_is_not_the_requests(
 
 def test_reconnect_when_the_login_times_out() -> None:
     connections: List[int] = []
+    logged_in = threading.Event()
 
     def handler(peer: Peer) -> None:
         connections.append(1)
         number = len(connections)
         login = peer.recv()
         if number == 2:
-            time.sleep(1.0)  # this login never gets its answer in time
-            return
+            return  # this login never gets its answer: the client gives up on it
         peer.send(reply(login, m.LoginMerchantResponse([m.Device("devices/r1")])))
         if number == 1:
-            time.sleep(0.1)
+            assert logged_in.wait(5)
             peer.close()  # the connection is lost: the client must come back
             return
         while True:
@@ -191,7 +194,8 @@ def test_reconnect_when_the_login_times_out() -> None:
     ):
         client.on_connection_state(states.append)
         client.login("m", "s")
-        time.sleep(0.2)
+        logged_in.set()
+        eventually(lambda: ConnectionState.RECONNECTING in states)  # the first one is gone
         assert client.wait_connected(5)
         assert client.get_transaction(transaction_identifier="tx-1").status == "APPROVED"
         assert len(connections) == 3

@@ -1,16 +1,17 @@
 """Shared fixtures: a real simulator on 127.0.0.1 (TCP and WebSocket), and
-scripted servers for tests that must control every byte the server sends."""
+scripted servers (tests/support/peer.py) for tests that must control every
+byte the server sends."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List
+from typing import Iterator, List
 
 import pytest
 
 from payprotocol import PayClient
 from payprotocol.simulator import Simulator, SimulatorConfig
 
-from .scripted import Peer, ScriptedServer
+from ..support.peer import Handler, ScriptedServer, Serve
 
 FAST = SimulatorConfig(step_delay=0.005, slow_presentation=1.5, action_timeout=10.0)
 
@@ -34,16 +35,12 @@ def client(url: str) -> Iterator[PayClient]:
         yield client
 
 
-#: ``serve(handler)`` starts a scripted server (see scripted.py) for one test.
-Serve = Callable[[Callable[[Peer], None]], ScriptedServer]
-
-
 @pytest.fixture(params=["tcp", "ws"])
 def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
     """Scripted servers over TCP and over WebSocket; each must end without errors."""
     servers: List[ScriptedServer] = []
 
-    def start(handler: Callable[[Peer], None]) -> ScriptedServer:
+    def start(handler: Handler) -> ScriptedServer:
         server = ScriptedServer(request.param, handler)
         servers.append(server)
         return server

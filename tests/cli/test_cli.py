@@ -19,7 +19,7 @@ import pytest
 
 from payprotocol.cli import main
 
-from .cli_support import (
+from ..support.cli import (
     MERCHANT,
     SECRET,
     LineReader,

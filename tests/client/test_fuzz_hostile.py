@@ -18,12 +18,12 @@ from payprotocol import (
     PayClient,
     ServerError,
     TransactionOutcomeUnknownError,
-    codec,
 )
 from payprotocol import models as m
 from payprotocol.framing import encode_frame
 
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.messages import reply, transaction, wire
+from ..support.peer import Peer, ScriptedServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,10 +42,6 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
-
-
-def _send_json(peer: Peer, value: Any) -> None:
-    peer.send_payload(codec.dumps(value).encode())
 
 
 def _update(abortable: bool, state: str) -> Step:
@@ -75,36 +71,35 @@ def _error_with_transaction(outcome: str) -> Step:
 
 
 def _other_response(value: Any) -> Step:
-    return lambda peer, request: _send_json(
-        peer, {"type": "EXECUTE_TRANSACTION_INTERIM_RESPONSE", "tag": request.tag, "x": value}
+    return lambda peer, request: peer.send(
+        wire("EXECUTE_TRANSACTION_INTERIM_RESPONSE", request.tag, x=value)
     )
 
 
 def _foreign_tag(value: Any) -> Step:
-    return lambda peer, request: _send_json(
-        peer, {"type": "EXECUTE_TRANSACTION_RESPONSE", "tag": "someone-else", "x": value}
+    return lambda peer, request: peer.send(
+        wire("EXECUTE_TRANSACTION_RESPONSE", "someone-else", x=value)
     )
 
 
 def _wrong_types(value: Any) -> Step:
-    return lambda peer, request: _send_json(
-        peer,
-        {
-            "type": "EXECUTE_TRANSACTION_UPDATE",
-            "tag": request.tag,
-            "executeTransactionUpdate": {"information": value, "abortable": value},
-        },
+    return lambda peer, request: peer.send(
+        wire(
+            "EXECUTE_TRANSACTION_UPDATE",
+            request.tag,
+            {"information": value, "abortable": value},
+        )
     )
 
 
 def _unknown_type(value: Any) -> Step:
-    return lambda peer, request: _send_json(
-        peer, {"type": "EXECUTE_TRANSACTION_WHATEVER", "tag": request.tag, "data": value}
+    return lambda peer, request: peer.send(
+        {"type": "EXECUTE_TRANSACTION_WHATEVER", "tag": request.tag, "data": value}
     )
 
 
 def _random_object(value: Any) -> Step:
-    return lambda peer, request: _send_json(peer, {"tag": request.tag, "junk": value})
+    return lambda peer, request: peer.send({"tag": request.tag, "junk": value})
 
 
 def _raw_bytes(data: bytes) -> Step:

@@ -11,10 +11,13 @@ import pytest
 
 from payprotocol.codec import decode_message
 from payprotocol.errors import ProtocolViolationError
+from payprotocol.framing import FrameDecoder
 from payprotocol.models import ProcessState, RawMessage
 from payprotocol.simulator import FaultPlan, Simulator, SimulatorConfig
 
-from .p3raw import PeerClosed, RawPeer, TcpPeer, WsPeer, final_transaction, wait_for
+from ..support.messages import final_transaction
+from ..support.peer import Peer, PeerClosed, connect
+from ..support.waiting import eventually, finished
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +34,8 @@ def _reset(sim: Simulator) -> Iterator[None]:
     assert sim.wait_idle(), "a transaction is still running"
 
 
-def connect(sim: Simulator, transport: str) -> RawPeer:
-    raw: RawPeer = TcpPeer(sim.tcp_port) if transport == "tcp" else WsPeer(sim.ws_url)
+def logged_in(sim: Simulator, transport: str) -> Peer:
+    raw: Peer = connect(sim.tcp_url if transport == "tcp" else sim.ws_url)
     assert raw.login()["status"] == "OK"
     return raw
 
@@ -98,7 +101,7 @@ def test_parse_refuses_bad_specs(spec: str) -> None:
 
 def test_byte_by_byte_tcp(sim: Simulator) -> None:
     sim.set_faults(FaultPlan(byte_by_byte=True))
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         assert raw.login()["status"] == "OK"
         assert final_transaction(raw.charge("5.00"))["status"] == "APPROVED"
         # Written one byte per send(): the reads cannot line up with the messages.
@@ -107,23 +110,23 @@ def test_byte_by_byte_tcp(sim: Simulator) -> None:
 
 def test_byte_by_byte_ws_sends_fragmented_messages(sim: Simulator) -> None:
     sim.set_faults(FaultPlan(byte_by_byte=True))
-    with connect(sim, "ws") as raw:
+    with logged_in(sim, "ws") as raw:
         assert final_transaction(raw.charge("5.00"))["status"] == "APPROVED"
 
 
 def test_coalesce_tcp(sim: Simulator) -> None:
     sim.set_faults(FaultPlan(coalesce=True, coalesce_window=0.2))
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         raw.login()
         raw.charge("5.00")
-        frames_per_chunk = [len(raw.decoder.__class__().feed(c)) for c in raw.chunks]
+        frames_per_chunk = [len(FrameDecoder().feed(c)) for c in raw.chunks]
         assert max(frames_per_chunk) >= 2  # several messages in one write
 
 
 @transports
 def test_coalesce_keeps_messages_whole(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan.parse(["coalesce"]))
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         assert final_transaction(raw.charge("10.00"))["status"] == "APPROVED"
 
 
@@ -132,10 +135,10 @@ def test_coalesce_keeps_messages_whole(sim: Simulator, transport: str) -> None:
 
 @transports
 def test_response_delay(sim: Simulator, transport: str) -> None:
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         sim.set_faults(FaultPlan(response_delay=0.4))
         started = time.monotonic()
-        tag = raw.send("GET_TRANSACTION_REQUEST", {"customIdentifier": "nothing"})
+        tag = raw.send_request("GET_TRANSACTION_REQUEST", {"customIdentifier": "nothing"})
         with pytest.raises(TimeoutError):
             raw.response(tag, timeout=0.2)
         assert raw.response(tag)["error"]["type"] == "TRANSACTION_NOT_FOUND"
@@ -145,7 +148,7 @@ def test_response_delay(sim: Simulator, transport: str) -> None:
 @transports
 def test_late_final_response(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan(late_response=0.6))
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         tag = raw.execute("5.00", customIdentifier=f"late-{transport}")
         raw.expect(
             lambda m: m.get("executeTransactionUpdate", {}).get("state") == "APPROVED", timeout=5
@@ -161,7 +164,7 @@ def test_late_final_response(sim: Simulator, transport: str) -> None:
 @transports
 def test_duplicate_final_response(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan(duplicate_response=True))
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         tag = raw.execute("5.00")
         first = raw.response(tag)
         second = raw.response(tag)
@@ -175,7 +178,7 @@ def test_duplicate_final_response(sim: Simulator, transport: str) -> None:
 @pytest.mark.parametrize("k", [1, 3, 8])
 def test_drop_after_k_messages(sim: Simulator, transport: str, k: int) -> None:
     custom = f"drop-{transport}-{k}"
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         sim.set_faults(FaultPlan(drop_after=k))
         tag = raw.execute("5.00", customIdentifier=custom)
         got = []
@@ -184,15 +187,15 @@ def test_drop_after_k_messages(sim: Simulator, transport: str, k: int) -> None:
                 got.append(raw.expect(lambda m: m.get("tag") == tag))
         assert len(got) == k
     sim.set_faults(FaultPlan())
-    done = wait_for(lambda: _final(sim, custom))
+    done = eventually(lambda: finished(sim, custom))
     assert done.status == "APPROVED"  # the transaction went on: look it up
-    with connect(sim, transport) as again:
+    with logged_in(sim, transport) as again:
         found = again.request("GET_TRANSACTION_REQUEST", {"customIdentifier": custom})
         assert found["getTransactionResponse"]["transaction"]["status"] == "APPROVED"
 
 
 def test_drop_after_counts_per_transaction_and_set_faults_applies_at_once(sim: Simulator) -> None:
-    with connect(sim, "tcp") as raw:
+    with logged_in(sim, "tcp") as raw:
         sim.set_faults(FaultPlan(drop_after=100))
         assert final_transaction(raw.charge("5.00"))["status"] == "APPROVED"  # 7 < 100
         assert raw.login()["status"] == "OK"  # plain responses are not counted
@@ -200,40 +203,26 @@ def test_drop_after_counts_per_transaction_and_set_faults_applies_at_once(sim: S
         assert final_transaction(raw.charge("5.00"))["status"] == "APPROVED"
 
 
-def _final(sim: Simulator, custom: str):  # type: ignore[no-untyped-def]
-    transaction = sim.store.get_by_custom_identifier(custom)
-    return transaction if transaction is not None and transaction.status != "PENDING" else None
-
-
 # --- malformed messages ------------------------------------------------------------------
-
-
-def _read_exactly(raw: TcpPeer, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = raw.sock.recv(count - len(data))
-        assert chunk, "closed early"
-        data += chunk
-    return data
 
 
 @pytest.mark.parametrize("kind", ["huge-length", "invalid-utf8", "not-object"])
 def test_malformed_tcp(sim: Simulator, kind: str) -> None:
-    with TcpPeer(sim.tcp_port) as raw:
+    with connect(sim.tcp_url) as raw:
         raw.login()
         sim.set_faults(FaultPlan(malformed=kind))
         raw.execute("5.00", customIdentifier=f"malformed-{kind}")
         # Read the raw stream: the transaction's first message intact, then the bad one.
-        length = int.from_bytes(_read_exactly(raw, 4), "big")
-        first = decode_message(_read_exactly(raw, length))
+        length = int.from_bytes(raw.recv_wire(4), "big")
+        first = decode_message(raw.recv_wire(length))
         assert first.type == "EXECUTE_TRANSACTION_UPDATE"
-        header = _read_exactly(raw, 4)
+        header = raw.recv_wire(4)
         if kind == "huge-length":
             assert header == b"\xff\xff\xff\xff"
             with pytest.raises(ProtocolViolationError, match="exceeds"):
-                raw.decoder.feed(header)
+                FrameDecoder().feed(header)
         else:
-            body = _read_exactly(raw, int.from_bytes(header, "big"))
+            body = raw.recv_wire(int.from_bytes(header, "big"))
             with pytest.raises(ProtocolViolationError):
                 decode_message(body)
             if kind == "not-object":
@@ -242,16 +231,16 @@ def test_malformed_tcp(sim: Simulator, kind: str) -> None:
                 with pytest.raises(UnicodeDecodeError):
                     body.decode("utf-8")
     sim.set_faults(FaultPlan())
-    assert wait_for(lambda: _final(sim, f"malformed-{kind}")).status == "APPROVED"
+    assert eventually(lambda: finished(sim, f"malformed-{kind}")).status == "APPROVED"
 
 
 @pytest.mark.parametrize("kind", ["huge-length", "invalid-utf8", "not-object"])
 def test_malformed_ws(sim: Simulator, kind: str) -> None:
-    with connect(sim, "ws") as raw:
+    with logged_in(sim, "ws") as raw:
         sim.set_faults(FaultPlan(malformed=kind))
         raw.execute("5.00")
-        assert raw.read()["type"] == "EXECUTE_TRANSACTION_UPDATE"
-        payload = raw.read_payload(5)
+        assert raw.recv_json()["type"] == "EXECUTE_TRANSACTION_UPDATE"
+        payload = raw.recv_payload(5)
         if kind == "huge-length":
             assert isinstance(payload, str) and len(payload) > sim.config.max_frame_size
         elif kind == "invalid-utf8":
@@ -268,7 +257,7 @@ def test_malformed_ws(sim: Simulator, kind: str) -> None:
 @transports
 def test_unknown_fields(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan(unknown_fields=True))
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         messages = raw.charge("5.00")
         response = messages[-1]
         assert response["simulatorTrace"] == {"unknownEnvelopeField": True}
@@ -283,7 +272,7 @@ def test_unknown_fields(sim: Simulator, transport: str) -> None:
 @transports
 def test_unknown_enums(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan(unknown_enums=True))
-    raw = TcpPeer(sim.tcp_port) if transport == "tcp" else WsPeer(sim.ws_url)
+    raw = connect(sim.tcp_url if transport == "tcp" else sim.ws_url)
     with raw:
         login = raw.login()
         assert login["loginMerchantResponse"]["devices"][0]["comlink"] == "NFC_BRIDGE"
@@ -306,7 +295,7 @@ def test_unknown_enums(sim: Simulator, transport: str) -> None:
 @transports
 def test_unknown_message_type_with_the_transaction_tag(sim: Simulator, transport: str) -> None:
     sim.set_faults(FaultPlan(unknown_message_type=True))
-    with connect(sim, transport) as raw:
+    with logged_in(sim, transport) as raw:
         tag = raw.execute("5.00")
         messages = raw.follow(tag)
     notices = [m for m in messages if m["type"] == "EXECUTE_TRANSACTION_NOTICE"]
@@ -316,10 +305,10 @@ def test_unknown_message_type_with_the_transaction_tag(sim: Simulator, transport
 
 
 def test_unknown_message_type_on_amend(sim: Simulator) -> None:
-    with connect(sim, "tcp") as raw:
+    with logged_in(sim, "tcp") as raw:
         charge = final_transaction(raw.charge("5.00"))
         sim.set_faults(FaultPlan(unknown_message_type=True, unknown_enums=True))
-        tag = raw.send(
+        tag = raw.send_request(
             "AMEND_TRANSACTION_REQUEST",
             {
                 "transactionParameters": {
@@ -349,5 +338,5 @@ def test_all_faults_at_once_still_end_the_transaction(sim: Simulator) -> None:
             ]
         )
     )
-    with connect(sim, "tcp") as raw:
+    with logged_in(sim, "tcp") as raw:
         assert final_transaction(raw.charge("10.00"))["status"] == "APPROVED"

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from .cli_support import MERCHANT, REPO, SECRET, Simulate, run_python
+from ..support.cli import MERCHANT, REPO, SECRET, Simulate, run_python
 
 SAMPLES = REPO / "samples"
 

@@ -25,6 +25,8 @@ from payprotocol import (
 from payprotocol import models as m
 from payprotocol.simulator import MALFORMED_KINDS, FaultPlan, Simulator, SimulatorConfig
 
+from ..support.waiting import eventually, finished
+
 pytestmark = pytest.mark.timeout(120)
 
 READER = "devices/reader1"
@@ -52,26 +54,25 @@ def sign(client: PayClient) -> Any:
 
 def wait_stored(sim: Simulator, custom_identifier: str, timeout: float = 5.0) -> m.Transaction:
     """The simulator's own final record of a transaction (the truth to compare)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stored = sim.store.get_by_custom_identifier(custom_identifier)
-        if stored is not None and stored.status not in ("PENDING", "INITIALIZED"):
-            return stored
-        time.sleep(0.02)
-    raise AssertionError(f"the simulator never finished {custom_identifier}")
+    return eventually(  # type: ignore[no-any-return]
+        lambda: finished(sim, custom_identifier),
+        timeout,
+        message=f"the simulator never finished {custom_identifier}",
+    )
 
 
 def recover_until_resolved(url: str, journal: Path, timeout: float = 5.0) -> List[Any]:
     """recover() in a fresh client until nothing is pending (the reader may
     still be finishing the transaction the first time we ask)."""
-    deadline = time.monotonic() + timeout
     results: List[Any] = []
     with PayClient(url, timeout=5, journal=journal) as client:
         client.login("merchant-1", "secret-1")
-        while client.pending_outcomes() and time.monotonic() < deadline:
+
+        def resolved_all() -> bool:
             results.extend(r for r in client.recover() if r.resolved)
-            time.sleep(0.1)
-        assert client.pending_outcomes() == []
+            return client.pending_outcomes() == []
+
+        eventually(resolved_all, timeout)
     return results
 
 
@@ -138,10 +139,7 @@ def test_late_response_is_recorded_in_the_journal(url: str, sim: Simulator, tmp_
             client.charge(READER, Decimal("2.00"), "EUR")
         assert len(client.pending_outcomes()) == 1
         assert late.wait(5)
-        deadline = time.monotonic() + 3
-        while client.pending_outcomes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.pending_outcomes() == []  # the late response settled it
+        eventually(lambda: client.pending_outcomes() == [], 3)  # the late response settled it
 
 
 @pytest.mark.parametrize("kind", MALFORMED_KINDS)
@@ -154,7 +152,7 @@ def test_malformed_message_mid_transaction(url: str, sim: Simulator, kind: str) 
             client.charge(READER, Decimal("2.00"), "EUR")
         assert time.monotonic() - started < 2.0
         assert isinstance(caught.value.__cause__, ProtocolViolationError)
-        assert not client.connected
+        eventually(lambda: not client.connected)
     wait_stored(sim, caught.value.custom_identifier or "")
 
 
@@ -211,9 +209,7 @@ def test_requests_fail_fast_while_reconnecting(url: str, sim: Simulator) -> None
     with PayClient(url, timeout=5, reconnect=policy) as client:
         client.login("merchant-1", "secret-1")
         sim.restart()
-        deadline = time.monotonic() + 3
-        while client.state is ConnectionState.CONNECTED and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: client.state is not ConnectionState.CONNECTED, 3)
         started = time.monotonic()
         with pytest.raises(ConnectionLostError):
             client.get_transaction(custom_identifier="x")
@@ -223,17 +219,6 @@ def test_requests_fail_fast_while_reconnecting(url: str, sim: Simulator) -> None
             client.get_transaction(custom_identifier="never-existed")
         # Logged in again by itself: the server looked, it did not say NOT_LOGGED_IN.
         assert caught.value.error_type == m.ErrorType.TRANSACTION_NOT_FOUND
-
-
-def settled(measure: Any, expected: int, timeout: float = 3.0) -> int:
-    """``measure()`` once it equals ``expected`` or the timeout passed: the
-    in-process simulator closes its side of each connection asynchronously."""
-    deadline = time.monotonic() + timeout
-    value = measure()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = measure()
-    return int(value)
 
 
 def test_threads_and_descriptors_back_after_close(url: str, sim: Simulator) -> None:
@@ -251,13 +236,18 @@ def test_threads_and_descriptors_back_after_close(url: str, sim: Simulator) -> N
             client.charge(READER, Decimal("2.00"), "EUR")
 
     cycle()  # warm-up: lazy imports, the simulator's first threads
-    time.sleep(0.3)
-    threads_before = threading.active_count()
+    eventually(lambda: client_sockets() == 0)
+    threads_before = set(threading.enumerate())
     fds_before = process.num_fds()
     for _ in range(5):
         cycle()
     assert client_sockets() == 0, process.net_connections("tcp")
-    assert settled(threading.active_count, threads_before) == threads_before
-    # The in-process simulator may still be closing older server-side sockets,
-    # so the total may drop; it must never grow.
-    assert settled(process.num_fds, fds_before) <= fds_before
+    # The in-process simulator closes its side of each connection asynchronously:
+    # wait until every thread the cycles started has ended, and the descriptors
+    # are back (older server-side sockets may still be closing, so the total may
+    # drop; it must never grow).
+    eventually(
+        lambda: set(threading.enumerate()) <= threads_before,
+        message=f"threads left: {set(threading.enumerate()) - threads_before}",
+    )
+    eventually(lambda: process.num_fds() <= fds_before, message="descriptors leaked")

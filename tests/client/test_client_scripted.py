@@ -3,7 +3,6 @@ callbacks, timeouts, faults. Runs over framed TCP and WebSocket."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -23,21 +22,15 @@ from payprotocol import (
 )
 from payprotocol import models as m
 
-from .conftest import Serve
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.messages import execute_final as final
+from ..support.messages import execute_update, reply, transaction, wire
+from ..support.peer import Peer, ScriptedServer, Serve
+from ..support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def update(request: m.Message, lines: List[str], abortable: bool = True) -> m.Message:
-    data = m.ExecuteTransactionUpdate(
-        lines, state="WAITING_FOR_CARD_PRESENTATION", abortable=abortable
-    )
-    return reply(request, data, type="EXECUTE_TRANSACTION_UPDATE")
-
-
-def final(request: m.Message, status: str = "APPROVED") -> m.Message:
-    return reply(request, m.ExecuteTransactionResponse(transaction(status)))
+update = execute_update
 
 
 def lookup_echo(peer: Peer) -> None:
@@ -78,7 +71,6 @@ def test_out_of_order_responses(serve: Serve) -> None:
         ]
         for thread in threads:
             thread.start()
-            time.sleep(0.05)
         for thread in threads:
             thread.join(5)
     assert {i: tx.transaction_identifier for i, tx in results.items()} == {0: "id-0", 1: "id-1"}
@@ -151,8 +143,8 @@ def test_raising_callback_is_contained(serve: Serve, caplog: pytest.LogCaptureFi
     ) as client:
         client.on_update(lambda u: seen.append("global " + u.information[0]))
         with caplog.at_level(logging.ERROR, logger="payprotocol"):
+            # No waiting: charge() returns after the updates before its response ran.
             tx = client.charge("devices/r1", Decimal("10.00"), "EUR", on_update=bad)
-            time.sleep(0.2)
     assert tx.status == "APPROVED"
     assert seen == ["one", "global one", "two", "global two"]
     assert len(hooked) == 2 and all(isinstance(exc, RuntimeError) for exc in hooked)
@@ -203,7 +195,6 @@ def test_starting_a_transaction_from_a_callback_raises(serve: Serve) -> None:
                 errors.append(exc)
 
         client.charge("devices/r1", Decimal("10.00"), "EUR", on_update=reenter)
-        time.sleep(0.1)
     assert len(errors) == 1 and "callback" in str(errors[0])
 
 
@@ -287,7 +278,8 @@ def test_disconnect_mid_transaction_is_outcome_unknown(serve: Serve) -> None:
 
 
 def test_close_while_charge_waits(serve: Serve) -> None:
-    server = serve(lambda peer: (peer.recv(), time.sleep(3)))
+    sent = threading.Event()
+    server = serve(lambda peer: (peer.recv(), sent.set()))  # then silence
     client = PayClient(server.url, timeout=5)
     client.connect()
     outcome: List[BaseException] = []
@@ -300,7 +292,7 @@ def test_close_while_charge_waits(serve: Serve) -> None:
 
     thread = threading.Thread(target=charge)
     thread.start()
-    time.sleep(0.3)
+    assert sent.wait(5)  # the charge is on the server: its outcome is now unknown
     started = time.monotonic()
     client.close()
     thread.join(2)
@@ -335,7 +327,7 @@ def test_sliding_timeout_kept_alive_by_updates_then_cap(serve: Serve) -> None:
 
 
 def test_silence_times_out(serve: Serve) -> None:
-    server = serve(lambda peer: (peer.recv(), peer.recv(), time.sleep(2)))
+    server = serve(lambda peer: (peer.recv(), peer.recv()))  # then silence
     with PayClient(server.url, timeout=0.3, transaction_timeout=0.3) as client:
         with pytest.raises(RequestTimeoutError):
             client.get_transaction(transaction_identifier="x")
@@ -346,13 +338,14 @@ def test_silence_times_out(serve: Serve) -> None:
 def test_late_result_goes_to_callback_and_log(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
+    gave_up = threading.Event()
+
     def handler(peer: Peer) -> None:
         request = peer.recv()
-        time.sleep(0.6)
+        assert gave_up.wait(5)  # answer only once the client's wait has timed out
         peer.send(
             reply(request, m.GetTransactionResponse(transaction(transaction_identifier="late-1")))
         )
-        time.sleep(1)
 
     server = serve(handler)
     late: List[m.Message] = []
@@ -364,6 +357,7 @@ def test_late_result_goes_to_callback_and_log(
         client.on_late_result(lambda message: (late.append(message), arrived.set()))
         with pytest.raises(RequestTimeoutError):
             client.get_transaction(transaction_identifier="late-1")
+        gave_up.set()
         assert arrived.wait(3)
     assert late[0].data.transaction.transaction_identifier == "late-1"
     assert "late or duplicate" in caplog.text
@@ -383,7 +377,6 @@ def test_unknown_message_type_reaches_on_update_as_raw(serve: Serve) -> None:
     seen: List[Any] = []
     with PayClient(server.url, timeout=5) as client:
         client.charge("devices/r1", Decimal("10.00"), "EUR", on_update=seen.append)
-        time.sleep(0.1)
     assert isinstance(seen[0], m.RawMessage)
     assert seen[0].data == {"hint": Decimal("1.50")}
 
@@ -455,9 +448,12 @@ def test_no_threads_left_after_close(serve: Serve) -> None:
     before = set(threading.enumerate())
     with PayClient(server.url, timeout=5) as client:
         client.get_transaction(transaction_identifier="a")
-    time.sleep(0.1)
-    leftover = [t for t in set(threading.enumerate()) - before if t.name.startswith("payprotocol")]
-    assert leftover == []
+
+    def leftover() -> List[threading.Thread]:
+        new = set(threading.enumerate()) - before
+        return [t for t in new if t.name.startswith("payprotocol")]
+
+    eventually(lambda: leftover() == [], message=f"threads left: {leftover()}")
     client.close()  # idempotent
 
 
@@ -474,7 +470,6 @@ def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
         peer.recv()
         peer.recv()
         peer.send_wire(garbage)
-        time.sleep(1)
 
     with ScriptedServer("tcp", handler) as server, PayClient(server.url, timeout=5) as client:
         results: List[BaseException] = []
@@ -486,26 +481,20 @@ def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
                 results.append(exc)
 
         thread = threading.Thread(target=charge)
-        thread.start()
-        time.sleep(0.1)
+        thread.start()  # the server waits for both requests before the garbage
         with pytest.raises(ProtocolViolationError):
             client.get_transaction(transaction_identifier="x")
         thread.join(2)
         assert isinstance(results[0], TransactionOutcomeUnknownError)
         assert isinstance(results[0].__cause__, ProtocolViolationError)
-        assert not client.connected
+        eventually(lambda: not client.connected)
 
 
 def test_message_that_does_not_fit_fails_only_its_request(serve: Serve) -> None:
     def handler(peer: Peer) -> None:
         request = peer.recv()
-        bad = {
-            "type": "GET_TRANSACTION_RESPONSE",
-            "tag": request.tag,
-            "status": "OK",
-            "getTransactionResponse": {"transaction": {"amount": "not a number"}},
-        }
-        peer.send_payload(json.dumps(bad).encode())
+        data = {"transaction": {"amount": "not a number"}}
+        peer.send(wire("GET_TRANSACTION_RESPONSE", request.tag, data, status="OK"))
         lookup_echo(peer)
 
     server = serve(handler)
@@ -523,12 +512,8 @@ def test_final_response_before_a_broken_frame_is_not_lost() -> None:
         request = peer.recv()
         good = encode_frame(codec.encode_message(final(request)))
         peer.send_wire(good + b"\xff\xff\xff\xff")  # one write: the answer, then garbage
-        time.sleep(1)
 
     with ScriptedServer("tcp", handler) as server, PayClient(server.url, timeout=5) as client:
         tx = client.charge("devices/r1", Decimal("10.00"), "EUR")
         assert tx.status == "APPROVED"
-        deadline = time.monotonic() + 2
-        while client.connected and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not client.connected  # the violation still closes the connection
+        eventually(lambda: not client.connected)  # the violation still closes the connection

@@ -14,6 +14,8 @@ import pytest
 
 from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
 
+from ..support.waiting import blocked_in, eventually
+
 pytestmark = pytest.mark.timeout(30)
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -72,7 +74,7 @@ def test_missing_pong_declares_the_link_dead(silent_ws_server: str) -> None:
         elapsed = time.monotonic() - started
         assert elapsed < 2.0
         assert "ping" in str(caught.value)
-        assert not client.connected
+        eventually(lambda: not client.connected)
 
 
 def test_tcp_keepalive_is_on() -> None:
@@ -107,7 +109,7 @@ def test_close_wakes_a_blocked_receive() -> None:
 
         reader = threading.Thread(target=receive)
         reader.start()
-        time.sleep(0.1)
+        eventually(lambda: blocked_in(reader, "receive"))  # in the socket's recv
         started = time.monotonic()
         transport.close()
         reader.join(2)
@@ -146,7 +148,8 @@ def test_a_peer_that_stops_reading_cannot_block_a_send_forever() -> None:
             assert all(
                 isinstance(exc, (ConnectionLostError, RequestTimeoutError)) for exc in outcomes
             ), outcomes
-            assert not client.connected  # the stream was closed, not left half-written
+            # The stream was closed, not left half-written.
+            eventually(lambda: not client.connected)
     finally:
         listener.close()
         for conn, _ in accepted:

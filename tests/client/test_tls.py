@@ -12,7 +12,8 @@ import trustme
 from payprotocol import ConnectionLostError, PayClient
 from payprotocol import models as m
 
-from .scripted import Peer, ScriptedServer, reply, transaction
+from ..support.messages import reply, transaction
+from ..support.peer import Peer, ScriptedServer
 
 pytestmark = pytest.mark.timeout(30)
 
