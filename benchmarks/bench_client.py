@@ -17,7 +17,17 @@ Measured, in interleaved rounds so that a noisy machine hurts every side alike:
   ratio SDK p50 / raw p50 (target over TCP: at most 1.5);
 * throughput (requests/s) with 1, 8 and 64 caller threads sharing one
   ``PayClient`` (target: 64 threads not below 8 threads), and the raw baseline
-  with one thread (it is not thread safe).
+  with one thread (it is not thread safe);
+* per latency side, the client process's CPU time (user + system, all its
+  threads) and its voluntary context switches per call, from
+  ``resource.getrusage`` deltas around each round (the server is another
+  process, so neither counts its work). Targets over TCP: the SDK's CPU per
+  call and p50 each at most 1.3 times the "raw + reader thread" baseline's;
+* a thread hand-off probe, before every round: two threads pass a token back
+  and forth, each waking the other by releasing a held bare ``threading.Lock``
+  (the latch ``PayClient``'s request slot uses). Its round trip is what two
+  thread hand-offs cost on this machine at that moment, the floor under the
+  reader-thread sides.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
+import resource
 import socket
 import statistics
 import struct
@@ -44,6 +55,7 @@ from _payloads import TRANSACTION_ID, transaction
 
 HOST = "127.0.0.1"  # never anything else
 TARGET_LATENCY_RATIO = 1.5
+TARGET_THREAD_RATIO = 1.3  # SDK over raw + reader thread, CPU per call and p50
 _HEADER = struct.Struct(">I")
 _TAG_PLACEHOLDER = "@@TAG@@"
 
@@ -425,6 +437,67 @@ def _time_calls(call: Call, count: int, into: List[float]) -> None:
         into.append(clock() - started)
 
 
+@dataclass
+class Usage:
+    """What one stretch of calls cost the client process (all its threads)."""
+
+    calls: int
+    cpu: float  # seconds of user + system time
+    voluntary: int  # context switches: a thread blocked (lock, recv) and gave the core up
+    involuntary: int  # context switches: the scheduler took the core away (noise)
+
+
+def _usage_of(before: resource.struct_rusage, after: resource.struct_rusage, calls: int) -> Usage:
+    return Usage(
+        calls,
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        after.ru_nvcsw - before.ru_nvcsw,
+        after.ru_nivcsw - before.ru_nivcsw,
+    )
+
+
+def _measured_calls(call: Call, count: int, into: List[float]) -> Usage:
+    """:func:`_time_calls`, plus the process's CPU time and context switches for them."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    _time_calls(call, count, into)
+    return _usage_of(before, resource.getrusage(resource.RUSAGE_SELF), count)
+
+
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+def hand_off_probe(round_trips: int) -> Tuple[float, Usage]:
+    """Seconds per round trip of a token between two threads, and its usage.
+
+    Each side waits on a held bare ``threading.Lock`` that the other releases,
+    the way a caller waits on its request slot and the reader thread wakes it
+    (the waiting side uses a timeout, as the slot does). One round trip is two
+    hand-offs: each a futex wake-up, a context switch and the GIL passing over.
+    """
+    ping, pong = _held_lock(), _held_lock()
+
+    def partner() -> None:
+        for _ in range(round_trips):
+            ping.acquire()
+            pong.release()
+
+    thread = threading.Thread(target=partner, daemon=True)
+    thread.start()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    for _ in range(round_trips):
+        ping.release()
+        if not pong.acquire(timeout=30):
+            raise RuntimeError("the probe's partner thread stopped answering")
+    elapsed = time.perf_counter() - started
+    usage = _usage_of(before, resource.getrusage(resource.RUSAGE_SELF), round_trips)
+    thread.join(30)
+    return elapsed / round_trips, usage
+
+
 def _throughput(call: Call, threads: int, duration: float) -> float:
     """Requests per second completed by ``threads`` callers looping for ``duration``."""
     stop = threading.Event()
@@ -464,6 +537,7 @@ class Settings:
     requests: int  # sequential requests per side in total (split over the rounds)
     warmup: int
     duration: float  # seconds per throughput measurement
+    probe_round_trips: int = 2000  # thread hand-off probe, before every latency round
     ws_server: str = "minimal"  # or "websockets" (the websockets package's sync server)
     thread_counts: Tuple[int, ...] = (1, 8, 64)
 
@@ -484,6 +558,9 @@ class Results:
     latency: Dict[str, List[float]] = field(default_factory=dict)  # seconds, all rounds
     round_p50: Dict[str, List[float]] = field(default_factory=dict)  # seconds, per round
     throughput: Dict[str, List[float]] = field(default_factory=dict)  # req/s, per round
+    usage: Dict[str, List[Usage]] = field(default_factory=dict)  # per latency side, per round
+    probe: List[float] = field(default_factory=list)  # seconds per round trip, per round
+    probe_usage: List[Usage] = field(default_factory=list)
 
 
 def _rotated(items: List[Side], shift: int) -> List[Side]:
@@ -542,11 +619,16 @@ def run(settings: Settings) -> Results:
                 _time_calls(side.call, settings.warmup, [])
                 results.latency[side.name] = []
                 results.round_p50[side.name] = []
+                results.usage[side.name] = []
+            hand_off_probe(min(200, settings.probe_round_trips))  # warm-up
             per_round = max(1, settings.requests // settings.rounds)
             for round_index in range(settings.rounds):
+                probe, probe_usage = hand_off_probe(settings.probe_round_trips)
+                results.probe.append(probe)
+                results.probe_usage.append(probe_usage)
                 for side in _rotated(latency_sides, round_index):
                     samples: List[float] = []
-                    _time_calls(side.call, per_round, samples)
+                    results.usage[side.name].append(_measured_calls(side.call, per_round, samples))
                     results.latency[side.name].extend(samples)
                     results.round_p50[side.name].append(statistics.median(samples))
             for side in throughput_sides:
@@ -597,6 +679,47 @@ def summarize(results: Results) -> Dict[str, Any]:
     for name in latency:
         if name.startswith("tcp sdk") and "tcp raw+thread" in latency:
             ratios[f"{name} / raw+thread"] = ratio(name, "tcp raw+thread")
+    # CPU and context switches per call: totals over all rounds, and (robust to
+    # drift) the median over rounds of each round's CPU ratio to a baseline.
+    per_call: Dict[str, Dict[str, float]] = {}
+    for name, usages in results.usage.items():
+        calls = sum(usage.calls for usage in usages)
+        per_call[name] = {
+            "cpu_us": sum(usage.cpu for usage in usages) / calls * 1e6,
+            "voluntary_switches": sum(usage.voluntary for usage in usages) / calls,
+            "involuntary_switches": sum(usage.involuntary for usage in usages) / calls,
+        }
+
+    def cpu_ratio(name: str, base: str) -> Dict[str, float]:
+        return {
+            "cpu_ratio": per_call[name]["cpu_us"] / per_call[base]["cpu_us"],
+            "median_of_round_ratios": statistics.median(
+                a.cpu / a.calls / (b.cpu / b.calls)
+                for a, b in zip(results.usage[name], results.usage[base])
+                if b.cpu > 0
+            ),
+        }
+
+    cpu_ratios: Dict[str, Dict[str, float]] = {}
+    for name in per_call:
+        transport, _, label = name.partition(" ")
+        if label != "raw":
+            cpu_ratios[f"{name} / raw"] = cpu_ratio(name, f"{transport} raw")
+    for name in per_call:
+        if name.startswith("tcp sdk") and "tcp raw+thread" in per_call:
+            cpu_ratios[f"{name} / raw+thread"] = cpu_ratio(name, "tcp raw+thread")
+    probe_calls = sum(usage.calls for usage in results.probe_usage)
+    probe_cpu = sum(usage.cpu for usage in results.probe_usage)
+    probe_switches = sum(usage.voluntary for usage in results.probe_usage)
+    probe = {
+        "round_trip_us": statistics.median(results.probe) * 1e6,
+        "hand_off_us": statistics.median(results.probe) / 2 * 1e6,
+        "min_us": min(results.probe) * 1e6,
+        "max_us": max(results.probe) * 1e6,
+        "rounds_us": [value * 1e6 for value in results.probe],
+        "cpu_us_per_round_trip": probe_cpu / probe_calls * 1e6,
+        "voluntary_switches_per_round_trip": probe_switches / probe_calls,
+    }
     throughput: Dict[str, Dict[str, Any]] = {
         name: {"median_rps": statistics.median(values), "rounds": values}
         for name, values in results.throughput.items()
@@ -610,6 +733,10 @@ def summarize(results: Results) -> Dict[str, Any]:
         <= TARGET_LATENCY_RATIO,
         "tcp sdk x64 >= x8": rps("tcp sdk x64") >= rps("tcp sdk x8"),
         "ws sdk x64 >= x8": rps("ws sdk x64") >= rps("ws sdk x8"),
+        "tcp sdk cpu / raw+thread <= 1.3": cpu_ratios["tcp sdk / raw+thread"]["cpu_ratio"]
+        <= TARGET_THREAD_RATIO,
+        "tcp sdk p50 / raw+thread <= 1.3": ratios["tcp sdk / raw+thread"]["p50_ratio"]
+        <= TARGET_THREAD_RATIO,
     }
     return {
         "python": results.python,
@@ -617,6 +744,9 @@ def summarize(results: Results) -> Dict[str, Any]:
         "latency": latency,
         "ratios": ratios,
         "throughput": throughput,
+        "probe": probe,
+        "per_call": per_call,
+        "cpu_ratios": cpu_ratios,
         "targets": targets,
     }
 
@@ -641,6 +771,28 @@ def print_table(summary: Dict[str, Any]) -> None:
         )
     print("  (rounds: median over rounds of that round's p50 ratio)")
     print()
+    probe = summary["probe"]
+    print(
+        f"thread hand-off probe (bare Lock latch, {settings['probe_round_trips']} round trips "
+        f"before each round):\n  {probe['round_trip_us']:.1f} us per round trip, "
+        f"{probe['hand_off_us']:.1f} us per hand-off\n  (median; rounds "
+        f"{probe['min_us']:.1f}..{probe['max_us']:.1f} us per round trip), "
+        f"{probe['cpu_us_per_round_trip']:.1f} us CPU and "
+        f"{probe['voluntary_switches_per_round_trip']:.2f} voluntary switches per round trip"
+    )
+    print()
+    print(f"{'client process, per call':<34}{'CPU us':>10}{'vol cs':>10}{'invol cs':>10}")
+    for name, row in summary["per_call"].items():
+        print(
+            f"  {name:<32}{row['cpu_us']:10.1f}{row['voluntary_switches']:10.2f}"
+            f"{row['involuntary_switches']:10.2f}"
+        )
+    print("  (CPU: user + system of all client threads; cs: context switches)")
+    print()
+    print(f"{'CPU ratio to the baseline':<34}{'CPU':>10}{'rounds':>10}")
+    for name, row in summary["cpu_ratios"].items():
+        print(f"  {name:<32}{row['cpu_ratio']:10.2f}{row['median_of_round_ratios']:10.2f}")
+    print()
     print(f"{'throughput':<34}{'req/s':>10}   min..max over rounds")
     for name, row in summary["throughput"].items():
         values = row["rounds"]
@@ -660,6 +812,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--requests", type=int, help="sequential requests per side")
     parser.add_argument("--duration", type=float, help="seconds per throughput run")
     parser.add_argument(
+        "--probe-round-trips", type=int, help="hand-off probe round trips per round"
+    )
+    parser.add_argument(
         "--ws-server",
         choices=("minimal", "websockets"),
         default="minimal",
@@ -676,6 +831,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings.requests = args.requests
     if args.duration:
         settings.duration = args.duration
+    if args.probe_round_trips:
+        settings.probe_round_trips = args.probe_round_trips
     settings.ws_server = args.ws_server
     summary = summarize(run(settings))
     if args.json != "-":
