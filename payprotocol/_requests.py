@@ -26,13 +26,12 @@ wakes exactly the one waiter (architecture rule 1).
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import os
 import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
-
-import attrs
 
 from . import models as m
 from .errors import (
@@ -87,44 +86,78 @@ class TagSource:
         return f"{self._prefix}-{next(self._counter)}"
 
 
+@functools.lru_cache(maxsize=256)
+def _response_type(request_type: str) -> str:
+    return response_type(request_type)
+
+
 def _held_lock() -> threading.Lock:
     lock = threading.Lock()
     lock.acquire()
     return lock
 
 
-@attrs.define(eq=False)
 class PendingRequest:
     """One request in flight: its latch, its outcome, its callbacks and its clock.
 
     ``last_activity`` is re-armed by every update or action of the request (the
     sliding timeout); ``callbacks_done`` is set by the dispatcher once the
-    callbacks queued before the final response ran."""
+    callbacks queued before the final response ran. A plain slotted class: one
+    is made per request, on the hot path."""
 
-    tag: str
-    request_type: str
-    resource: Optional[str] = None
-    custom_identifier: Optional[str] = None
-    on_update: Optional[UpdateCallback] = None
-    on_action: Optional[ActionCallback] = None
-    clock: Clock = time.monotonic
-    response: Optional[m.Message] = None
-    failure: Optional[BaseException] = None
-    sent: bool = False
-    callbacks_done: Optional[threading.Event] = None
-    created: float = attrs.field(init=False)
-    last_activity: float = attrs.field(init=False)
-    is_transaction: bool = attrs.field(init=False)
-    #: The only message type that completes this request (P3 naming rule).
-    response_type: str = attrs.field(init=False)
-    _ready: threading.Lock = attrs.field(init=False, factory=_held_lock)
-    _guard: threading.Lock = attrs.field(init=False, factory=threading.Lock)
-    _done: bool = attrs.field(init=False, default=False)
+    __slots__ = (
+        "_done",
+        "_guard",
+        "_ready",
+        "callbacks_done",
+        "clock",
+        "created",
+        "custom_identifier",
+        "failure",
+        "is_transaction",
+        "last_activity",
+        "on_action",
+        "on_update",
+        "request_type",
+        "resource",
+        "response",
+        "response_type",
+        "sent",
+        "tag",
+    )
 
-    def __attrs_post_init__(self) -> None:
-        self.created = self.last_activity = self.clock()
-        self.is_transaction = self.request_type in TRANSACTION_TYPES
-        self.response_type = response_type(self.request_type)
+    def __init__(
+        self,
+        tag: str,
+        request_type: str,
+        resource: Optional[str] = None,
+        custom_identifier: Optional[str] = None,
+        on_update: Optional[UpdateCallback] = None,
+        on_action: Optional[ActionCallback] = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.tag = tag
+        self.request_type = request_type
+        self.resource = resource
+        self.custom_identifier = custom_identifier
+        self.on_update = on_update
+        self.on_action = on_action
+        self.clock = clock
+        self.response: Optional[m.Message] = None
+        self.failure: Optional[BaseException] = None
+        self.sent = False
+        self.callbacks_done: Optional[threading.Event] = None
+        self.created = self.last_activity = clock()
+        self.is_transaction = request_type in TRANSACTION_TYPES
+        #: The only message type that completes this request (P3 naming rule).
+        self.response_type = _response_type(request_type)
+        self._ready = _held_lock()
+        self._guard = threading.Lock()
+        self._done = False
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else ("sent" if self.sent else "new")
+        return f"<PendingRequest {self.request_type} tag={self.tag} {state}>"
 
     @property
     def done(self) -> bool:

@@ -101,7 +101,9 @@ _DATA_KEYS = {message_type: data_key(message_type) for message_type in MESSAGE_T
 
 
 def _write_json(value: Any, out: Callable[[str], None]) -> None:
-    if isinstance(value, str):
+    if type(value) is dict:  # the usual case first: isinstance(Mapping) is slow
+        _write_object(value, out)
+    elif isinstance(value, str):
         out(encode_basestring(value))
     elif value is None:
         out("null")
@@ -120,15 +122,7 @@ def _write_json(value: Any, out: Callable[[str], None]) -> None:
         # reaches the wire, whichever field or metadata entry it hides in.
         raise TypeError(f"float {value!r} in a P3 message: use Decimal (or int or str)")
     elif isinstance(value, Mapping):
-        out("{")
-        first = True
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, got {key!r}")
-            out(encode_basestring(key) + ":" if first else "," + encode_basestring(key) + ":")
-            first = False
-            _write_json(item, out)
-        out("}")
+        _write_object(value, out)
     elif isinstance(value, (list, tuple)):
         out("[")
         for index, item in enumerate(value):
@@ -138,6 +132,18 @@ def _write_json(value: Any, out: Callable[[str], None]) -> None:
         out("]")
     else:
         raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+
+
+def _write_object(value: Mapping[Any, Any], out: Callable[[str], None]) -> None:
+    out("{")
+    first = True
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"JSON object keys must be strings, got {key!r}")
+        out(encode_basestring(key) + ":" if first else "," + encode_basestring(key) + ":")
+        first = False
+        _write_json(item, out)
+    out("}")
 
 
 def dumps(value: Any) -> str:

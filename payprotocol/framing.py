@@ -69,6 +69,12 @@ class FrameDecoder:
         """Consume ``data``; return every body completed by it."""
         if self._broken is not None:
             raise ProtocolViolationError(f"frame stream already broken: {self._broken}")
+        if self._expected < 0 and not self._header and len(data) > _HEADER_SIZE:
+            # Fast path: a chunk that is exactly one whole frame, nothing buffered
+            # (the common case: one request, one response).
+            length = _HEADER.unpack_from(data)[0]
+            if length == len(data) - _HEADER_SIZE and 0 < length <= self.max_frame_size:
+                return [bytes(data[_HEADER_SIZE:])]
         bodies: list[bytes] = []
         view = memoryview(data)
         position, end = 0, len(view)

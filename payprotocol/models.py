@@ -535,7 +535,8 @@ class Message:
 
     @property
     def is_error(self) -> bool:
-        return self.status == Status.ERROR or self.error is not None
+        # A str comparison matches Status.ERROR too, without the enum lookup.
+        return self.error is not None or self.status == "ERROR"
 
 
 @attrs.frozen
