@@ -351,11 +351,8 @@ class PayClient:
         returns only with its final response. Raises :class:`ServerError`
         (``TRANSACTION_NOT_ABORTABLE``, ``TRANSACTION_NOT_FOUND``) when refused.
         """
-        self._call(
-            "ABORT_TRANSACTION_REQUEST",
-            m.AbortTransactionRequest(),
-            resource=_resource_of(device),
-            timeout=timeout,
+        self._device_request(
+            "ABORT_TRANSACTION_REQUEST", m.AbortTransactionRequest(), device, timeout
         )
 
     def submit_signature(
@@ -375,7 +372,7 @@ class PayClient:
         data = m.SubmitSignatureRequest(
             signature=signature, sign_on_receipt=True if on_receipt else None
         )
-        self._call("SUBMIT_SIGNATURE_REQUEST", data, resource=_resource_of(device), timeout=timeout)
+        self._device_request("SUBMIT_SIGNATURE_REQUEST", data, device, timeout)
 
     def submit_application_selection(
         self, device: DeviceRef, application_identifier: str, *, timeout: Optional[float] = None
@@ -383,12 +380,7 @@ class PayClient:
         """Answer an ``APPLICATION_SELECTION`` action
         (``SUBMIT_APPLICATION_SELECTION_REQUEST``) with the chosen application's AID."""
         data = m.SubmitApplicationSelectionRequest(application_identifier)
-        self._call(
-            "SUBMIT_APPLICATION_SELECTION_REQUEST",
-            data,
-            resource=_resource_of(device),
-            timeout=timeout,
-        )
+        self._device_request("SUBMIT_APPLICATION_SELECTION_REQUEST", data, device, timeout)
 
     def submit_credit_debit_selection(
         self,
@@ -400,21 +392,20 @@ class PayClient:
         """Answer a ``CREDIT_DEBIT_SELECTION`` action
         (``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``) with ``CREDIT`` or ``DEBIT``."""
         data = m.SubmitCreditDebitSelectionRequest(selection)
-        self._call(
-            "SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST",
-            data,
-            resource=_resource_of(device),
-            timeout=timeout,
-        )
+        self._device_request("SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST", data, device, timeout)
 
     def submit_dcc_selection(
         self, device: DeviceRef, use_converted_amount: bool, *, timeout: Optional[float] = None
     ) -> None:
         """Answer a ``DCC_SELECTION`` action (``SUBMIT_DCC_SELECTION_REQUEST``)."""
         data = m.SubmitDccSelectionRequest(use_converted_amount)
-        self._call(
-            "SUBMIT_DCC_SELECTION_REQUEST", data, resource=_resource_of(device), timeout=timeout
-        )
+        self._device_request("SUBMIT_DCC_SELECTION_REQUEST", data, device, timeout)
+
+    def _device_request(
+        self, request_type: str, data: Any, device: DeviceRef, timeout: Optional[float]
+    ) -> None:
+        """A plain request to one reader (an abort or an action's answer)."""
+        self._call(request_type, data, resource=_resource_of(device), timeout=timeout)
 
     def amend_transaction(
         self,
