@@ -33,7 +33,7 @@ from .errors import ServerError, TransactionOutcomeUnknownError
 if TYPE_CHECKING:
     from .journal import Journal, PendingOutcome
 
-__all__ = ["JournalRecorder", "NullRecorder", "Recorder", "RecoveredOutcome", "open_recorder"]
+__all__ = ["JournalRecorder", "NullRecorder", "RecoveredOutcome", "open_recorder", "recover"]
 
 logger = logging.getLogger("payprotocol")
 
@@ -52,7 +52,10 @@ class RecoveredOutcome:
 
 
 class NullRecorder:
-    """No journal: every fact is dropped, and journal-only calls say why."""
+    """No journal: every fact is dropped, and journal-only calls say why.
+
+    It is also the recorder interface: :class:`JournalRecorder` overrides
+    every method."""
 
     def sent(self, request: PendingRequest, parameters: Any) -> None:
         """Called before the send; with a journal, a failure stops the send."""
@@ -155,9 +158,6 @@ class JournalRecorder(NullRecorder):
             write(*args, **kwargs)
         except JournalError as exc:
             logger.error("journal write failed: %s", exc)
-
-
-Recorder = NullRecorder  # the interface: JournalRecorder overrides every method
 
 
 def open_recorder(journal: Union[Journal, str, os.PathLike[str], None]) -> NullRecorder:
