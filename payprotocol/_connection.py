@@ -82,6 +82,20 @@ class Connection:
         """Close the transport, which wakes the reader's blocked receive. Idempotent."""
         self.transport.close()
 
+    def request_timed_out(self) -> None:
+        """A request got no answer in time. If the stream is stuck in the middle
+        of a message, no later answer can arrive either: close the connection
+        (its end fails every other wait and may start a reconnect) instead of
+        letting every later request time out too."""
+        mid_message = getattr(self.transport, "mid_message", None)
+        if mid_message is not None and mid_message():
+            logger.error(
+                "closing the connection to %s: a request timed out while the stream was "
+                "stuck in the middle of a message",
+                self.description,
+            )
+            self.transport.close()
+
     def join(self, timeout: float) -> None:
         """Wait for the reader to end (never from the reader itself)."""
         if self.reader.is_alive() and self.reader is not threading.current_thread():

@@ -50,6 +50,7 @@ from ._requests import (
 from .errors import (
     ConnectionLostError,
     PayProtocolError,
+    RequestTimeoutError,
     ServerError,
     TransactionOutcomeUnknownError,
 )
@@ -661,3 +662,5 @@ class PayClient:
             return response
         finally:
             self._table.remove(request)
+            if isinstance(request.failure, RequestTimeoutError):
+                connection.request_timed_out()

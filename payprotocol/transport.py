@@ -137,6 +137,10 @@ class TcpTransport:
                 self.close()
                 raise ConnectionLostError(f"sending failed: {exc}") from exc
 
+    def mid_message(self) -> bool:
+        """Whether part of a message has arrived and the rest has not."""
+        return self._decoder.buffered > 0
+
     def receive(self) -> bytes:
         while not self._ready:
             if self._closed.is_set():

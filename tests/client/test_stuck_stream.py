@@ -1,0 +1,56 @@
+"""A stream stuck in the middle of a message (framed TCP): the request that
+times out on it closes the connection, so later requests fail at once
+instead of timing out one after another (issue 11)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import pytest
+
+from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
+
+from ..support.peer import Peer, ScriptedServer
+from ..support.waiting import eventually
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_a_timeout_on_a_stream_stuck_mid_frame_closes_the_connection() -> None:
+    done = threading.Event()
+
+    def half_a_frame(peer: Peer) -> None:
+        peer.recv()  # the lookup
+        peer.send_wire(struct.pack(">I", 200) + b'{"type":"GET_TRANS')  # and then nothing
+        done.wait(20)
+
+    server = ScriptedServer("tcp", half_a_frame)
+    try:
+        with PayClient(server.url, timeout=0.5) as client:
+            with pytest.raises(RequestTimeoutError):
+                client.get_transaction(transaction_identifier="tx-1")
+            assert eventually(lambda: not client.connected)
+            with pytest.raises(ConnectionLostError):
+                client.get_transaction(transaction_identifier="tx-2", timeout=10)
+    finally:
+        done.set()
+        server.close()
+
+
+def test_a_timeout_between_messages_keeps_the_connection() -> None:
+    done = threading.Event()
+
+    def silent(peer: Peer) -> None:
+        peer.recv()
+        done.wait(20)
+
+    server = ScriptedServer("tcp", silent)
+    try:
+        with PayClient(server.url, timeout=0.3) as client:
+            with pytest.raises(RequestTimeoutError):
+                client.get_transaction(transaction_identifier="tx-1")
+            assert client.connected  # a slow server is not a broken stream
+    finally:
+        done.set()
+        server.close()
