@@ -371,6 +371,7 @@ class Simulator:
         self._tcp_listener: Optional[socket.socket] = None
         self._tcp_thread: Optional[threading.Thread] = None
         self._tcp_connections: Set[_TcpConnection] = set()
+        self._ws_connections: Set[_WsConnection] = set()
         self._tcp_readers: Set[threading.Thread] = set()
         self._connections_lock = threading.Lock()
         self._ws_server: Optional[WsServer] = None
@@ -553,7 +554,14 @@ class Simulator:
         return None
 
     def _serve_ws(self, ws: ServerConnection) -> None:
-        _WsConnection(self, self._engine, ws, _peer_name(ws.remote_address)).serve()
+        connection = _WsConnection(self, self._engine, ws, _peer_name(ws.remote_address))
+        with self._connections_lock:
+            self._ws_connections.add(connection)
+        try:
+            connection.serve()
+        finally:
+            with self._connections_lock:
+                self._ws_connections.discard(connection)
 
     # --- shutdown -------------------------------------------------------------------
 
@@ -572,6 +580,12 @@ class Simulator:
         for reader in readers:
             reader.join(_JOIN_TIMEOUT)
         if self._ws_server is not None:
+            # Close the connections ourselves: older websockets releases (15, on
+            # Python 3.9) stop accepting at shutdown() but leave them open.
+            with self._connections_lock:
+                ws_connections = list(self._ws_connections)
+            for ws_connection in ws_connections:
+                ws_connection.close()
             self._ws_server.shutdown()
             if self._ws_thread is not None:
                 self._ws_thread.join(_JOIN_TIMEOUT)
