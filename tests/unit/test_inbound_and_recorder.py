@@ -291,3 +291,14 @@ def test_recover_records_found_not_found_and_skips_what_it_must() -> None:
     }
     recorded = {args[0]: kwargs["status"] for name, args, kwargs in journal.calls}
     assert recorded == {"found": "APPROVED", "absent": "NOT_FOUND"}
+
+
+def test_recover_stops_at_a_lookup_error_that_is_not_not_found() -> None:
+    journal = PendingJournal([pending("one", "c-1")])
+
+    def not_logged_in(custom_identifier: str) -> m.Transaction:
+        raise ServerError("NOT_LOGGED_IN", "log in first")
+
+    with pytest.raises(ServerError, match="NOT_LOGGED_IN"):
+        recover(journal, not_logged_in, in_flight=lambda tag: False)  # type: ignore[arg-type]
+    assert journal.calls == []  # nothing recorded as "not found, nothing charged"

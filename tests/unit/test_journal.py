@@ -495,3 +495,11 @@ def attrs_evolve(transaction: m.Transaction, **changes: Any) -> m.Transaction:
     import attrs
 
     return attrs.evolve(transaction, **changes)
+
+
+def test_the_journal_syncs_fully_in_wal_mode(journal: Journal) -> None:
+    # Durability of the row written before a request leaves rests on these two.
+    # (Reads the journal's own connection: PRAGMA synchronous is per connection.)
+    with journal._guard() as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
