@@ -8,17 +8,26 @@ the dispatcher; a response nobody waits for any more goes to
 ``on_late_result``, the log at WARNING and the journal (architecture rule 7).
 An action with no handler at all is answered with an abort, decided on the
 dispatcher when it is its turn (a handler may have been registered since).
+
+Under a flood the jobs carry the dispatcher's queue policy (see
+:mod:`._dispatch`): a request's updates coalesce to the latest, late-result
+notifications may be dropped (counted), while actions, barriers and the
+journal write of a late result are never dropped (journal writes of one tag
+coalesce to the latest). The WARNINGs of one kind (late result, message for
+no waiting request, unexpected type passed to on_update) are rate-limited,
+with a count of what was suppressed.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 import attrs
 
 from . import models as m
-from ._dispatch import Dispatcher, Subscribers
+from ._dispatch import Dispatcher, Job, Subscribers
+from ._ratelimit import RateLimitedLog
 from ._recorder import NullRecorder
 from ._requests import PendingRequest, RequestTable, Route, transaction_of
 from .codec import raw_message, redacted_text
@@ -45,6 +54,8 @@ class Inbound:
     late_callbacks: Subscribers[LateResultCallback]
     #: ``abort_transaction(resource)``, for actions nobody handles.
     abort: Callable[[str], None]
+    #: The rate limit of the WARNINGs of one kind (injectable clock in tests).
+    warnings: RateLimitedLog = attrs.field(factory=lambda: RateLimitedLog(logger))
 
     def message(self, message: m.Message) -> None:
         """One decoded message from the server."""
@@ -62,12 +73,15 @@ class Inbound:
         elif route is Route.LATE:
             self.late(message)
         elif route is Route.IGNORE:
-            logger.warning(
-                "%s for tag %s which no request waits for; ignored: %s",
-                message.type,
-                message.tag,
-                redacted_text(message),
-            )
+            suppressed = self.warnings.allow("ignored")
+            if suppressed is not None:
+                self.warnings.write(
+                    suppressed,
+                    "%s for tag %s which no request waits for; ignored: %s",
+                    message.type,
+                    message.tag,
+                    redacted_text(message),
+                )
         else:
             assert request is not None
             request.touch()  # progress re-arms the sliding timeout
@@ -93,23 +107,40 @@ class Inbound:
             self.message(message)
 
     def late(self, message: m.Message) -> None:
-        logger.warning(
-            "late or duplicate %s for tag %s (nobody waits for it): %s",
-            message.type,
-            message.tag,
-            redacted_text(message),
-        )
+        suppressed = self.warnings.allow("late")
+        if suppressed is not None:
+            self.warnings.write(
+                suppressed,
+                "late or duplicate %s for tag %s (nobody waits for it): %s",
+                message.type,
+                message.tag,
+                redacted_text(message),
+            )
         transaction = transaction_of(message)
         if message.tag and transaction is not None:
-            # A late answer to a journaled transaction settles its unknown outcome.
+            # A late answer to a journaled transaction settles its unknown outcome:
+            # never dropped, still written at close (the latest one per tag).
             tag = message.tag
-            self.dispatcher.put(lambda: self.recorder.late(tag, transaction))
-        for callback in self.late_callbacks.snapshot():
-            self.dispatcher.call(callback, message)
+            self.dispatcher.put(
+                Job(
+                    lambda: self.recorder.late(tag, transaction),
+                    coalesce=("journal", tag),
+                    essential=True,
+                )
+            )
+        callbacks = self.late_callbacks.snapshot()
+        if callbacks:
+            # A notification: refused (counted) when the callback queue is full.
+            self.dispatcher.put(Job(lambda: self._deliver_late(callbacks, message), droppable=True))
+
+    def _deliver_late(self, callbacks: List[LateResultCallback], message: m.Message) -> None:
+        for callback in callbacks:
+            self.dispatcher.run_callback(callback, message)
 
     def _update(self, request: PendingRequest, message: m.Message) -> None:
         if not message.type.endswith(("_UPDATE", "_ACTION")):
-            logger.warning(
+            self.warnings.warning(
+                "unexpected-update",
                 "%s for tag %s of a %s: passed to on_update",
                 message.type,
                 message.tag,
@@ -119,7 +150,10 @@ class Inbound:
         # responses) whole, as its data alone says too little.
         is_update = message.type.endswith("_UPDATE") and not isinstance(message, m.RawMessage)
         update = message.data if is_update else message
-        self.dispatcher.put(lambda: self._deliver_update(request, update))
+        # Coalesced to the latest per request when the callback queue is long.
+        self.dispatcher.put(
+            Job(lambda: self._deliver_update(request, update), coalesce=("update", request))
+        )
 
     def _action(self, request: PendingRequest, action: m.ExecuteTransactionAction) -> None:
         self.dispatcher.put(lambda: self._deliver_action(request, action))

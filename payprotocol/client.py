@@ -193,7 +193,9 @@ class PayClient:
         themselves) and closes a journal the client opened itself."""
         if not self._link.close():
             return
-        self._dispatcher.stop(JOIN_TIMEOUT)  # runs what is queued, then stops
+        # Discards the queued callbacks (state changes, barriers and journal
+        # writes still run), joins bounded; no callback starts after this.
+        self._dispatcher.stop(JOIN_TIMEOUT)
         self._recorder.close()
         logger.info("closed the connection to %s", safe_url(self.url))
 
