@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+import trustme
 
 from payprotocol.cli import main
 
@@ -277,6 +279,23 @@ def test_no_merchant_or_unknown_device_or_bad_url_exit_2(sim: Simulate) -> None:
     assert unknown.returncode == 2 and "devices/reader1" in unknown.stderr
     bad_url = run_cli("devices", "--url", "http://127.0.0.1:1", "--merchant", MERCHANT)
     assert bad_url.returncode == 2
+
+
+def test_a_bad_url_error_masks_its_password() -> None:
+    for url in ("http://user:hunter2@127.0.0.1:1", "tcp://user:hunter2@127.0.0.1:1"):
+        done = run_cli("devices", "--url", url, "--merchant", MERCHANT)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert "user:***@127.0.0.1:1" in done.stderr
+        assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_cafile_with_a_plain_text_url_is_a_usage_error(tmp_path: Path) -> None:
+    cafile = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(cafile))
+    url = f"tcp://127.0.0.1:{closed_port()}"
+    done = run_cli("devices", "--url", url, "--merchant", MERCHANT, "--cafile", str(cafile))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "tls://" in done.stderr
 
 
 @posix_only  # getpass reads the Windows console, not standard input
