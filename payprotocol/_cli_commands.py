@@ -92,7 +92,10 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
             ssl_context = ssl.create_default_context(cafile=args.cafile)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use --cafile {args.cafile}: {exc}") from None
-    client = PayClient(args.url, timeout=args.timeout, ssl_context=ssl_context)
+    try:  # the URL is checked here, and its password masked in the message
+        client = PayClient(args.url, timeout=args.timeout, ssl_context=ssl_context)
+    except ValueError as exc:  # an unsupported URL, or --cafile with tcp:// or ws://
+        raise UsageError(str(exc)) from None
     try:
         try:
             client.connect()

@@ -39,7 +39,9 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -344,6 +346,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    previous = _ctrl_c_raises_keyboard_interrupt()
     try:
         return handler(args)
     except UsageError as exc:
@@ -352,6 +355,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_raises_keyboard_interrupt() -> Any:
+    """Make SIGINT raise ``KeyboardInterrupt`` (the commands' Ctrl-C handling,
+    ``charge``'s abort included, relies on it); returns the handler to put back.
+
+    A shell or script starts background jobs with SIGINT ignored, and a child
+    inherits that; without this, Ctrl-C or ``kill -INT`` would do nothing. Only
+    the main thread may set a handler (``main`` called from another thread
+    leaves it alone), and the library itself never touches signals.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)  # None: set from outside Python
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return previous
 
 
 def _configure_logging(verbosity: int) -> None:

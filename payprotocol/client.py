@@ -55,7 +55,7 @@ from .errors import (
     TransactionOutcomeUnknownError,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE
-from .transport import open_transport, safe_url
+from .transport import check_url, open_transport, safe_url
 
 if TYPE_CHECKING:
     import ssl
@@ -113,7 +113,9 @@ class PayClient:
         on_callback_error: Optional[ErrorHook] = None,
         wire_trace: bool = False,
     ) -> None:
-        self.url = url
+        check_url(url, ssl_context)  # a wrong URL or a plain-text ssl_context fails here
+        self.url = safe_url(url)  # public: the password masked
+        self._url_with_credentials = url  # only for opening the transport
         self.timeout = timeout
         self.transaction_timeout = transaction_timeout
         self.transaction_max_duration = transaction_max_duration
@@ -136,7 +138,7 @@ class PayClient:
         )
         self._link = Link(
             lambda: open_transport(
-                self.url,
+                self._url_with_credentials,
                 connect_timeout=self.timeout,  # read at each attempt: it may be changed
                 ssl_context=ssl_context,
                 max_frame_size=max_frame_size,

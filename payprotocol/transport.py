@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Optional, Protocol, Union
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConnectionLostError, ProtocolViolationError
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
@@ -47,6 +47,7 @@ __all__ = [
     "TlsTransport",
     "Transport",
     "WebSocketTransport",
+    "check_url",
     "open_transport",
     "safe_url",
 ]
@@ -209,6 +210,9 @@ class WebSocketTransport:
         pong_timeout: float = 10.0,
     ) -> None:
         self.description = safe_url(url)
+        # websocket-client ignores a URL's user:password; send it as HTTP Basic
+        # auth in the handshake instead, and connect to the URL without it.
+        url, header = _basic_auth(url)
         self._max_size = max_frame_size
         self._ping_interval = ping_interval
         self._pong_timeout = pong_timeout
@@ -225,7 +229,7 @@ class WebSocketTransport:
             enable_multithread=True, sslopt=sslopt, skip_utf8_validation=True
         )
         try:
-            self._ws.connect(url, timeout=connect_timeout)  # type: ignore[no-untyped-call]
+            self._ws.connect(url, timeout=connect_timeout, header=header)  # type: ignore[no-untyped-call]
             if self._ws.sock is not None:
                 _enable_tcp_keepalive(self._ws.sock)
             self._ws.settimeout(ping_interval)
@@ -312,11 +316,61 @@ class WebSocketTransport:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part, for logs, reprs and messages."""
+    """``url`` with the password of a ``user:password@`` part masked as ``***``,
+    for logs, reprs, messages and ``PayClient.url``."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return parts._replace(netloc=f"{userinfo}@{host}").geturl()
+
+
+def _basic_auth(url: str) -> tuple[str, list[str]]:
+    """``url`` without its ``user:password@`` part, and the handshake headers
+    that carry it (``Authorization: Basic``, RFC 7617, UTF-8)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, []
+    import base64
+
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return parts._replace(netloc=host).geturl(), [f"Authorization: Basic {token}"]
+
+
+def check_url(url: str, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+    """Raise ``ValueError`` (naming the URL with its password masked) unless
+    ``url`` is one ``open_transport`` can use as asked.
+
+    Refused: an unknown scheme, no host, credentials on ``tcp://``/``tls://``
+    (P3 framed TCP has no place for them; they would silently be dropped), and
+    an ``ssl_context`` with ``tcp://``/``ws://`` (it would silently be ignored
+    and the login, secret included, sent in plain text). ``PayClient`` calls it
+    at construction, so a wrong URL fails there, not at connect.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(
+            f"unsupported URL scheme in {safe_url(url)!r}: use tcp://, tls://, ws:// or wss://"
+        )
+    if not parts.hostname:
+        raise ValueError(f"no host in {safe_url(url)!r}")
+    parts.port  # noqa: B018 - raises ValueError for a bad port (its message names only the port)
+    if scheme in ("tcp", "tls") and "@" in parts.netloc:
+        raise ValueError(
+            f"credentials in {safe_url(url)!r}: P3 framed TCP has no place for them;"
+            " log in with PayClient.login instead"
+        )
+    if ssl_context is not None and scheme in ("tcp", "ws"):
+        secure = "tls" if scheme == "tcp" else "wss"
+        raise ValueError(
+            f"an ssl_context was given but {safe_url(url)!r} is not encrypted:"
+            f" use {secure}:// (tls:// or wss://) for TLS"
+        )
 
 
 def open_transport(
@@ -333,12 +387,10 @@ def open_transport(
     TLS verifies the certificate and host name by default; pass ``ssl_context``
     to trust a PayServer's own certificate.
     """
+    check_url(url, ssl_context)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"unsupported URL scheme in {url!r}: use tcp://, tls://, ws:// or wss://")
-    if not parts.hostname:
-        raise ValueError(f"no host in {url!r}")
+    assert parts.hostname  # checked by check_url
     port = parts.port or DEFAULT_PORTS[scheme]
     if scheme == "tcp":
         return TcpTransport(

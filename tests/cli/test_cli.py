@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+import trustme
 
 from payprotocol.cli import main
 
@@ -187,6 +189,44 @@ def test_ctrl_c_aborts_while_abortable_and_waits_for_the_result(sim: Simulate) -
     assert "Abort accepted" in err.text(settle=0.2)
 
 
+@posix_only
+def test_ctrl_c_aborts_even_when_started_with_sigint_ignored(sim: Simulate) -> None:
+    # A background job started from a script inherits SIGINT as ignored.
+    process = subprocess.Popen(
+        command(*remote(sim, "charge", "reader2", "10.09", "EUR")),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        out, err = LineReader(process.stdout), LineReader(process.stderr)
+        err.wait_for(r"Present card .*Ctrl-C to abort")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    finally:
+        stop(process)
+    assert process.returncode == 1, err.text(settle=0.2)
+    assert out.text(settle=0.2).startswith("ABORTED")
+    assert "Abort accepted" in err.text(settle=0.2)
+
+
+def test_main_puts_the_sigint_handler_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not expected to run")
+
+    monkeypatch.setenv("PAYPROTOCOL_MERCHANT_SECRET", SECRET)
+    before = signal.signal(signal.SIGINT, mine)
+    try:  # a usage error from inside the command's handler (an unsupported URL)
+        assert main(["devices", "--url", "http://127.0.0.1:1", "--merchant", MERCHANT]) == 2
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 # --- refund, capture, tip-adjust, lookup ----------------------------------------------
 
 
@@ -277,6 +317,23 @@ def test_no_merchant_or_unknown_device_or_bad_url_exit_2(sim: Simulate) -> None:
     assert unknown.returncode == 2 and "devices/reader1" in unknown.stderr
     bad_url = run_cli("devices", "--url", "http://127.0.0.1:1", "--merchant", MERCHANT)
     assert bad_url.returncode == 2
+
+
+def test_a_bad_url_error_masks_its_password() -> None:
+    for url in ("http://user:hunter2@127.0.0.1:1", "tcp://user:hunter2@127.0.0.1:1"):
+        done = run_cli("devices", "--url", url, "--merchant", MERCHANT)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert "user:***@127.0.0.1:1" in done.stderr
+        assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_cafile_with_a_plain_text_url_is_a_usage_error(tmp_path: Path) -> None:
+    cafile = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(cafile))
+    url = f"tcp://127.0.0.1:{closed_port()}"
+    done = run_cli("devices", "--url", url, "--merchant", MERCHANT, "--cafile", str(cafile))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "tls://" in done.stderr
 
 
 @posix_only  # getpass reads the Windows console, not standard input
