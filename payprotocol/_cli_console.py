@@ -16,6 +16,8 @@ have to wait for.
 
 from __future__ import annotations
 
+import codecs
+import os
 import queue
 import shutil
 import sys
@@ -159,11 +161,37 @@ class StdinLines:
 
     def _pump(self) -> None:
         try:
-            for line in self._stream:
-                self._lines.put(line.rstrip("\r\n"))
+            fd: Optional[int] = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation too
+            fd = None
+        try:
+            if fd is None:
+                for line in self._stream:
+                    self._lines.put(line.rstrip("\r\n"))
+            else:
+                self._pump_descriptor(fd)
         except (OSError, ValueError):
             pass
         self._lines.put(None)
+
+    def _pump_descriptor(self, fd: int) -> None:
+        """Read the file descriptor itself: a thread blocked in ``sys.stdin``'s
+        own read holds its buffer's lock, and the interpreter's shutdown then
+        waits for that lock until standard input closes (a finished command
+        that does not exit)."""
+        encoding = getattr(self._stream, "encoding", None) or "utf-8"
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        pending = ""
+        while True:
+            chunk = os.read(fd, 4096)
+            pending += decoder.decode(chunk, final=not chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                self._lines.put(line.rstrip("\r"))
+            if not chunk:
+                break
+        if pending:
+            self._lines.put(pending.rstrip("\r"))
 
     def read(self, cancel: Optional[threading.Event] = None) -> Optional[str]:
         """The next line without its newline; ``None`` at end of input or when
