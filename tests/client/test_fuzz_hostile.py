@@ -180,10 +180,6 @@ def _hang_up() -> Step:
     return Step(lambda peer, request: peer.close(), lambda kind: UNKNOWN)
 
 
-def _pause(seconds: float) -> Step:  # the server's own pace, not a wait of the test
-    return Step(lambda peer, request: time.sleep(seconds), _goes_on)
-
-
 steps = st.one_of(
     st.builds(
         _update, st.booleans(), st.sampled_from(["PROCESSING", "WAITING_FOR_PIN", "NEW_STATE"])
@@ -200,7 +196,6 @@ steps = st.one_of(
     st.builds(_raw_bytes, st.binary(max_size=24)),
     st.just(_huge_header()),
     st.just(_hang_up()),
-    st.builds(_pause, st.sampled_from([0.0, 0.05])),
 )
 
 

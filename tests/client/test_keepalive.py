@@ -8,13 +8,13 @@ import hashlib
 import socket
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
 
-from ..support.waiting import blocked_in, eventually
+from ..support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -107,9 +107,21 @@ def test_close_wakes_a_blocked_receive() -> None:
             except ConnectionLostError as exc:
                 errors.append(exc)
 
+        in_recv = threading.Event()
+        real_socket = transport._sock
+
+        class Watched:  # the transport's socket, telling when recv is entered
+            def recv(self, size: int) -> bytes:
+                in_recv.set()
+                return real_socket.recv(size)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real_socket, name)
+
+        transport._sock = Watched()  # type: ignore[assignment]
         reader = threading.Thread(target=receive)
         reader.start()
-        eventually(lambda: blocked_in(reader, "receive"))  # in the socket's recv
+        assert in_recv.wait(5)  # (a close racing the C call is woken all the same)
         started = time.monotonic()
         transport.close()
         reader.join(2)
