@@ -10,19 +10,16 @@ each doing one job (architecture.md, "client internals"):
 * :mod:`._dispatch`: the callback dispatcher thread and the subscriber lists;
 * :mod:`._inbound`: what each server message does, on the reader thread;
 * :mod:`._connection`: a transport with its reader thread, decoding, wire trace;
-* :mod:`._link`: the current connection, its state and its end;
-  :mod:`._reconnect`: the reconnect policy and loop;
+* :mod:`._link`: the connection's state and end; :mod:`._reconnect`: the loop;
 * :mod:`._recorder`: the journal side (a null recorder without a journal)
-  and :meth:`recover`.
+  and :meth:`recover`; :mod:`._answers`: the abort and the action answers.
 
-The request path: register the request in the table (only while connected),
-journal it, send it, wait on its own latch, settle the response, record the
-outcome, and always remove the request again.
+The request path: register (only while connected), journal, send, wait on
+the request's own latch, settle, record the outcome, always remove.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import uuid
@@ -32,6 +29,7 @@ import attrs
 
 from . import codec
 from . import models as m
+from ._answers import DeviceRef, ReaderAnswers, resource_of
 from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
 from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
@@ -48,8 +46,8 @@ from ._requests import (
     wait_limits,
 )
 from .errors import (
+    CallbackDeadlockError,
     ConnectionLostError,
-    PayProtocolError,
     RequestTimeoutError,
     ServerError,
     TransactionOutcomeUnknownError,
@@ -72,22 +70,11 @@ __all__ = [
 
 logger = logging.getLogger("payprotocol")
 
-DeviceRef = Union[m.Device, str]
-
 # How long charge() waits for the callbacks queued before its final response.
 _CALLBACK_DRAIN_TIMEOUT = 1.0
 
 
-class CallbackDeadlockError(PayProtocolError, RuntimeError):
-    """A call made from a callback would wait for callbacks that cannot run
-    (for example starting a transaction from ``on_update``)."""
-
-
-def _resource_of(device: DeviceRef) -> str:
-    return device.resource if isinstance(device, m.Device) else device
-
-
-class PayClient:
+class PayClient(ReaderAnswers):
     """A synchronous client of one PayServer connection.
 
     ``url`` is ``tcp://host:port``, ``tls://host:port``, ``ws://host:port/path`` or
@@ -293,7 +280,7 @@ class PayClient:
         response = self._call(
             "EXECUTE_TRANSACTION_REQUEST",
             data,
-            resource=_resource_of(device),
+            resource=resource_of(device),
             on_update=on_update,
             on_action=on_action,
             timeout=timeout,
@@ -349,68 +336,11 @@ class PayClient:
             timeout=timeout,
         )
 
-    def abort_transaction(self, device: DeviceRef, *, timeout: Optional[float] = None) -> None:
-        """Ask the server to abort the device's transaction (``ABORT_TRANSACTION_REQUEST``).
-
-        Returns once the abort is accepted; the transaction's own call still
-        returns only with its final response. Raises :class:`ServerError`
-        (``TRANSACTION_NOT_ABORTABLE``, ``TRANSACTION_NOT_FOUND``) when refused.
-        """
-        self._device_request(
-            "ABORT_TRANSACTION_REQUEST", m.AbortTransactionRequest(), device, timeout
-        )
-
-    def submit_signature(
-        self,
-        device: DeviceRef,
-        signature: Union[str, bytes, None] = None,
-        *,
-        on_receipt: bool = False,
-        timeout: Optional[float] = None,
-    ) -> None:
-        """Answer a ``SIGNATURE`` action (``SUBMIT_SIGNATURE_REQUEST``): a PNG image
-        (bytes, or already base64 text), or ``on_receipt=True`` to sign on paper."""
-        if (signature is None) == (not on_receipt):
-            raise ValueError("give either a signature image or on_receipt=True")
-        if isinstance(signature, bytes):
-            signature = base64.b64encode(signature).decode("ascii")
-        data = m.SubmitSignatureRequest(
-            signature=signature, sign_on_receipt=True if on_receipt else None
-        )
-        self._device_request("SUBMIT_SIGNATURE_REQUEST", data, device, timeout)
-
-    def submit_application_selection(
-        self, device: DeviceRef, application_identifier: str, *, timeout: Optional[float] = None
-    ) -> None:
-        """Answer an ``APPLICATION_SELECTION`` action
-        (``SUBMIT_APPLICATION_SELECTION_REQUEST``) with the chosen application's AID."""
-        data = m.SubmitApplicationSelectionRequest(application_identifier)
-        self._device_request("SUBMIT_APPLICATION_SELECTION_REQUEST", data, device, timeout)
-
-    def submit_credit_debit_selection(
-        self,
-        device: DeviceRef,
-        selection: Union[m.CreditDebit, str],
-        *,
-        timeout: Optional[float] = None,
-    ) -> None:
-        """Answer a ``CREDIT_DEBIT_SELECTION`` action
-        (``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``) with ``CREDIT`` or ``DEBIT``."""
-        data = m.SubmitCreditDebitSelectionRequest(selection)
-        self._device_request("SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST", data, device, timeout)
-
-    def submit_dcc_selection(
-        self, device: DeviceRef, use_converted_amount: bool, *, timeout: Optional[float] = None
-    ) -> None:
-        """Answer a ``DCC_SELECTION`` action (``SUBMIT_DCC_SELECTION_REQUEST``)."""
-        data = m.SubmitDccSelectionRequest(use_converted_amount)
-        self._device_request("SUBMIT_DCC_SELECTION_REQUEST", data, device, timeout)
-
     def _device_request(
         self, request_type: str, data: Any, device: DeviceRef, timeout: Optional[float]
     ) -> None:
         """A plain request to one reader (an abort or an action's answer)."""
-        self._call(request_type, data, resource=_resource_of(device), timeout=timeout)
+        self._call(request_type, data, resource=resource_of(device), timeout=timeout)
 
     def amend_transaction(
         self,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .models import Message
 
 __all__ = [
+    "CallbackDeadlockError",
     "ConnectionLostError",
     "PayProtocolError",
     "ProtocolViolationError",
@@ -97,3 +98,8 @@ class TransactionOutcomeUnknownError(PayProtocolError):
         self.tag = tag
         self.resource = resource
         self.custom_identifier = custom_identifier
+
+
+class CallbackDeadlockError(PayProtocolError, RuntimeError):
+    """A call made from a callback would wait for callbacks that cannot run
+    (for example starting a transaction from ``on_update``). Nothing was sent."""
