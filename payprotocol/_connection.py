@@ -87,8 +87,7 @@ class Connection:
         of a message, no later answer can arrive either: close the connection
         (its end fails every other wait and may start a reconnect) instead of
         letting every later request time out too."""
-        mid_message = getattr(self.transport, "mid_message", None)
-        if mid_message is not None and mid_message():
+        if self.transport.mid_message():
             logger.error(
                 "closing the connection to %s: a request timed out while the stream was "
                 "stuck in the middle of a message",

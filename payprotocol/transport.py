@@ -67,6 +67,8 @@ class Transport(Protocol):
 
     def receive(self) -> bytes: ...
 
+    def mid_message(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -247,6 +249,11 @@ class WebSocketTransport:
         except (OSError, websocket.WebSocketException) as exc:
             self.close()  # part of a frame may be out: the stream cannot be trusted
             raise ConnectionLostError(f"sending failed: {exc}") from exc
+
+    def mid_message(self) -> bool:
+        """Always False: websocket-client keeps a partly received message to
+        itself; the keepalive (a ping unanswered in pong_timeout) ends a stall."""
+        return False
 
     def receive(self) -> bytes:
         import websocket  # loaded by __init__; a dict look-up from here on
