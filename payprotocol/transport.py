@@ -153,6 +153,8 @@ class TcpTransport:
             try:
                 chunk = self._sock.recv(_RECV_SIZE)
             except OSError as exc:
+                if self._closed.is_set():  # close() raced the recv: say so, not EBADF
+                    raise ConnectionLostError("the connection is closed") from exc
                 raise ConnectionLostError(f"receiving failed: {exc}") from exc
             if not chunk:
                 raise ConnectionLostError(
