@@ -17,7 +17,7 @@ the money is the important part:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 if TYPE_CHECKING:
     from .models import Message
@@ -84,6 +84,9 @@ class TransactionOutcomeUnknownError(PayProtocolError):
 
     The payment may have gone through. Never retry blindly: look it up with
     ``get_transaction(custom_identifier=...)``.
+
+    ``received`` is the final response as received (its JSON object, nothing
+    dropped) when one arrived but could not be trusted, else ``None``.
     """
 
     def __init__(
@@ -93,11 +96,13 @@ class TransactionOutcomeUnknownError(PayProtocolError):
         tag: str,
         resource: Optional[str],
         custom_identifier: Optional[str],
+        received: Optional[Dict[str, Any]] = None,
     ) -> None:
         super().__init__(message)
         self.tag = tag
         self.resource = resource
         self.custom_identifier = custom_identifier
+        self.received = received
 
 
 class CallbackDeadlockError(PayProtocolError, RuntimeError):
