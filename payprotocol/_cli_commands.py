@@ -24,6 +24,7 @@ import ssl
 import sys
 import threading
 import uuid
+from decimal import Decimal
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 from . import codec
@@ -46,6 +47,7 @@ from ._cli_console import (
     money,
     transaction_json,
 )
+from ._money import amount_in
 from .client import PayClient
 from .errors import (
     ConnectionLostError,
@@ -135,6 +137,15 @@ def _report_unknown(args: argparse.Namespace, custom_identifier: Optional[str], 
         f"  payprotocol lookup --url {safe_url(args.url)} --merchant {args.merchant} "
         f"--custom-identifier {custom_identifier}"
     )
+
+
+def _in_minor_units(amount: Decimal, currency: Optional[str], what: str) -> Decimal:
+    """The typed amount in its currency's minor units (``7`` EUR is ``7.00``),
+    checked before anything is sent; a rule it breaks is a usage error."""
+    try:
+        return amount_in(amount, currency, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _find_device(login: m.LoginMerchantResponse, wanted: str) -> m.Device:
@@ -425,6 +436,8 @@ def _pick(applications: Sequence[m.Application], answer: str) -> Optional[m.Appl
 def cmd_charge(args: argparse.Namespace) -> int:
     """``payprotocol charge``: one interactive charge (P3 ``EXECUTE_TRANSACTION``)."""
 
+    args.amount = _in_minor_units(args.amount, args.currency, "AMOUNT")
+
     def body(client: PayClient, login: m.LoginMerchantResponse) -> int:
         device = _find_device(login, args.device)
         status = StatusLine(sys.stderr)
@@ -455,6 +468,10 @@ def cmd_amend(args: argparse.Namespace) -> int:
     partial = args.kind in ("refund", "capture")
     if partial and (args.amount is None) != (args.currency is None):
         raise UsageError("give --amount and --currency together (or neither for the full amount)")
+    if args.amount is not None:
+        args.amount = _in_minor_units(args.amount, args.currency, "--amount")
+    if args.kind == "tip-adjust":
+        args.tip = _in_minor_units(args.tip, args.currency, "TIP")
     custom_identifier: str = args.custom_identifier or uuid.uuid4().hex
 
     def body(client: PayClient, login: m.LoginMerchantResponse) -> int:

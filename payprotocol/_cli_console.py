@@ -27,6 +27,7 @@ from typing import List, Optional, Sequence, TextIO
 
 from . import codec
 from . import models as m
+from ._money import display
 
 __all__ = [
     "StatusLine",
@@ -212,10 +213,11 @@ class StdinLines:
 
 
 def money(amount: Optional[Decimal], currency: Optional[str]) -> str:
-    """``10.00 EUR``; an absent amount is shown as ``-``."""
+    """``10.00 EUR`` (in the currency's minor units where that changes no
+    value); an absent amount is shown as ``-``."""
     if amount is None:
         return "-"
-    return f"{amount} {currency or ''}".rstrip()
+    return display(amount, currency)
 
 
 def describe_transaction(transaction: m.Transaction) -> List[str]:

@@ -42,7 +42,7 @@ import re
 import signal
 import sys
 import threading
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import __version__
@@ -63,6 +63,7 @@ from ._cli_common import (
     err,
 )
 from ._cli_simulate import cmd_simulate
+from ._money import exact, minor_units
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -86,15 +87,17 @@ _EXIT_CODES = (
 
 
 def parse_amount(text: str) -> Decimal:
-    """A positive amount in major units, exactly as typed (``10.00``, ``7``)."""
+    """A positive amount in major units, as typed (``10.00``, ``7``); it is put
+    in its currency's minor units once the currency is known."""
     if not _AMOUNT.match(text):
+        try:
+            exact(text)
+        except ValueError as exc:  # a comma, a sign, not a number: say which
+            raise argparse.ArgumentTypeError(f"invalid amount {text!r}: {exc}") from None
         raise argparse.ArgumentTypeError(
             f"invalid amount {text!r}: write it in major units like 10.00"
         )
-    try:
-        value = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern already rules it out
-        raise argparse.ArgumentTypeError(f"invalid amount {text!r}") from None
+    value = Decimal(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid amount {text!r}: it must be above zero")
     return value
@@ -104,6 +107,10 @@ def parse_currency(text: str) -> str:
     """An ISO 4217 alpha-3 code, upper-cased."""
     if not _CURRENCY.match(text):
         raise argparse.ArgumentTypeError(f"invalid currency {text!r}: use a code like EUR")
+    try:
+        minor_units(text.upper())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid currency {text!r}: {exc}") from None
     return text.upper()
 
 

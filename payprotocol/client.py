@@ -33,7 +33,7 @@ from ._answers import DeviceRef, ReaderAnswers, resource_of
 from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
 from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
-from ._money import Amount, exact, optional_exact
+from ._money import Amount, exact, normalised, optional_exact
 from ._reconnect import ReconnectPolicy
 from ._recorder import RecoveredOutcome, open_recorder, recover
 from ._requests import (
@@ -279,7 +279,7 @@ class PayClient(ReaderAnswers):
         )
         response = self._call(
             "EXECUTE_TRANSACTION_REQUEST",
-            data,
+            normalised(data),  # every amount in its currency's minor units, or a ValueError
             resource=resource_of(device),
             on_update=on_update,
             on_action=on_action,
@@ -357,7 +357,7 @@ class PayClient(ReaderAnswers):
             parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
         response = self._call(
             "AMEND_TRANSACTION_REQUEST",
-            m.AmendTransactionRequest(parameters, mode=mode),
+            normalised(m.AmendTransactionRequest(parameters, mode=mode)),
             on_update=on_update,
             timeout=timeout,
             custom_identifier=parameters.custom_identifier,

@@ -24,6 +24,8 @@ from typing import Optional
 
 import attrs
 
+from .._iso4217 import MINOR_UNITS
+
 __all__ = [
     "TEST_APPLICATIONS",
     "TEST_CARD",
@@ -35,6 +37,7 @@ __all__ = [
     "currency_decimals",
     "dcc_quote",
     "format_money",
+    "is_currency",
 ]
 
 
@@ -131,25 +134,25 @@ TEST_CARD = TestCard()
 #: The applications offered by ``APPLICATION_SELECTION`` (identifier, name).
 TEST_APPLICATIONS = (("A0000000031010", "VISA CREDIT"), ("A0000000032010", "VISA ELECTRON"))
 
-# ISO 4217 minor units where they differ from 2; enough for a simulator.
-_DECIMALS = {
-    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
-    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
-    "TND": 3, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-}  # fmt: skip
+
+def is_currency(currency: str) -> bool:
+    """Whether ``currency`` is a current ISO 4217 alphabetic code."""
+    return currency in MINOR_UNITS
 
 
-def currency_decimals(currency: str) -> int:
-    """How many decimals an amount in ``currency`` may have."""
-    return _DECIMALS.get(currency, 2)
+def currency_decimals(currency: str) -> Optional[int]:
+    """How many decimals an amount in ``currency`` may have (ISO 4217);
+    ``None`` for a code without minor units (``XAU``) or an unknown one."""
+    return MINOR_UNITS.get(currency)
 
 
 def format_money(amount: Optional[Decimal], currency: Optional[str]) -> str:
     """``10.00 EUR``: the amount with its currency's decimals, for display lines."""
     if amount is None:
         return f"- {currency or ''}".strip()
-    places = Decimal(1).scaleb(-currency_decimals(currency or ""))
-    return f"{amount.quantize(places)} {currency or ''}".strip()
+    decimals = currency_decimals(currency or "")
+    shown = amount if decimals is None else amount.quantize(Decimal(1).scaleb(-decimals))
+    return f"{shown} {currency or ''}".strip()
 
 
 def dcc_quote(amount: Decimal, currency: str) -> tuple[Decimal, str, Decimal, Decimal]:

@@ -235,6 +235,11 @@ class TransactionStore:
             )
         if record.refunded > 0:
             raise AmendRefused("INVALID_REQUEST", "a refunded charge cannot be tip adjusted")
-        base = record.transaction.amount or Decimal(0)
+        # The tip goes on what the shopper pays: a captured pre-authorisation's
+        # captured amount (40.00 authorised, 30.00 captured, tip 2.00: 32.00).
+        if record.pre_authorisation and record.captured_amount is not None:
+            base = record.captured_amount
+        else:
+            base = record.transaction.amount or Decimal(0)
         record.tip = tip
         return AmendPlan(TransactionType.TIP_ADJUST, base + tip, currency, tip, record.transaction)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..models import CreditDebit, Mode, ProviderMode
 from ..naming import data_key
-from .cards import currency_decimals
+from .cards import currency_decimals, is_currency
 
 __all__ = ["InvalidRequest", "validate_request"]
 
@@ -91,18 +91,23 @@ class _Object:
         if amount < 0 or (positive and amount == 0):
             sign = "greater than 0" if positive else "0 or more"
             raise InvalidRequest(f"{self._where(key)} must be {sign}")
-        if currency is not None:
-            decimals = currency_decimals(currency)
-            if amount != amount.quantize(Decimal(1).scaleb(-decimals), rounding="ROUND_DOWN"):
-                raise InvalidRequest(
-                    f"{self._where(key)} has more than {decimals} decimals for {currency}"
-                )
+        decimals = None if currency is None else currency_decimals(currency)
+        places = None if decimals is None else Decimal(1).scaleb(-decimals)
+        if places is not None and amount != amount.quantize(places, rounding="ROUND_DOWN"):
+            raise InvalidRequest(
+                f"{self._where(key)} has more than {decimals} decimals for {currency}"
+            )
         return amount
 
     def currency(self, key: str, *, required: bool = False) -> Optional[str]:
         value = self.string(key, required=required)
         if value is not None and not _CURRENCY.fullmatch(value):
             raise InvalidRequest(f"{self._where(key)} must be an ISO 4217 code like EUR")
+        if value is not None and not is_currency(value):
+            raise InvalidRequest(
+                f"{self._where(key)} must be an ISO 4217 currency code, got {value!r}: "
+                "not in the standard's list"
+            )
         return value
 
     def object(self, key: str, *, required: bool = False) -> Optional[_Object]:

@@ -447,3 +447,39 @@ def test_demo_names_the_step_that_went_wrong(
     assert main(["demo", "--fast"]) == 1
     out = capsys.readouterr().out
     assert "demo FAILED: step 7 (Look the 10.00 charge up by custom identifier)" in out
+
+
+# --- amounts and currencies (issue 12) ------------------------------------------------------
+
+
+def test_amounts_are_echoed_and_sent_in_the_currencys_minor_units(sim: Simulate) -> None:
+    done = run_cli(*remote(sim, "charge", "reader1", "7", "EUR", "--json"))
+    assert done.returncode == 0, done.stderr
+    assert "Charging 7.00 EUR" in done.stderr
+    assert '"amount":7.00' in done.stdout
+    yen = run_cli(*remote(sim, "charge", "reader1", "500.00", "JPY", "--json"))
+    assert yen.returncode == 0, yen.stderr
+    assert "Charging 500 JPY" in yen.stderr and '"amount":500,' in yen.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["charge", "reader1", "10,00", "EUR"], "decimal point, not a comma"),
+        (["charge", "reader1", "-5", "EUR"], "must not carry a sign"),
+        (["charge", "reader1", "ten", "EUR"], "must be a decimal number"),
+        (["charge", "reader1", "10.001", "EUR"], "at most 2 decimal(s) for EUR"),
+        (["charge", "reader1", "5.5", "JPY"], "at most 0 decimal(s) for JPY"),
+        (["charge", "reader1", "5.00", "XYZ"], "ISO 4217 code like 'EUR'"),
+        (["refund", "tx", "--amount", "1.234", "--currency", "EUR"], "at most 2 decimal"),
+        (["tip-adjust", "tx", "0.5", "JPY"], "at most 0 decimal"),
+    ],
+)
+def test_an_amount_breaking_a_rule_is_a_usage_error_saying_which(
+    args: list[str], says: str
+) -> None:
+    url = f"tcp://127.0.0.1:{closed_port()}"  # nothing listens: the check comes first
+    done = run_cli(args[0], "--url", url, "--merchant", MERCHANT, *args[1:])
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr and "connection" not in done.stderr

@@ -722,3 +722,28 @@ def test_closed_socket_errors_are_peer_closed(sim: Simulator) -> None:
     with pytest.raises(PeerClosed):
         raw.recv_json(2)
     raw.close()
+
+
+def test_a_currency_that_is_not_iso_4217_is_refused(tcp: Peer) -> None:
+    response = final_transaction_or_response(tcp.charge("40.00", currency="XYZ"))
+    assert error_of(response) == "INVALID_REQUEST"
+    assert "ISO 4217" in response["error"]["message"] and "XYZ" in response["error"]["message"]
+    jpy = final_transaction(tcp.charge("40", currency="JPY"))
+    assert jpy["status"] == "APPROVED" and str(jpy["amount"]) == "40"
+    charge = final_transaction(tcp.charge("5.00"))
+    refund = amend(tcp, "REFUND", charge["transactionIdentifier"], amount=1, currency="ABC")[-1]
+    assert error_of(refund) == "INVALID_REQUEST" and "ISO 4217" in refund["error"]["message"]
+
+
+def test_a_tip_adjust_of_a_captured_pre_authorisation_adds_to_the_captured_amount(
+    tcp: Peer,
+) -> None:
+    preauth = final_transaction(tcp.charge("40.00", autoCapture=False))
+    reference = preauth["transactionIdentifier"]
+    amended(amend(tcp, "CAPTURE", reference, amount=Decimal("30.00")))
+    tip = amended(amend(tcp, "TIP_ADJUST", reference, includedTipAmount=Decimal("2.00")))
+    assert (tip["amount"], tip["includedTipAmount"]) == (Decimal("32.00"), Decimal("2.00"))
+
+
+def final_transaction_or_response(messages: List[dict]) -> dict:  # type: ignore[type-arg]
+    return messages[-1]
