@@ -220,6 +220,9 @@ def money(amount: Optional[Decimal], currency: Optional[str]) -> str:
     return display(amount, currency)
 
 
+_CAPTURABLE = (m.TransactionStatus.APPROVED.value, m.TransactionStatus.ACCEPTED.value)
+
+
 def describe_transaction(transaction: m.Transaction) -> List[str]:
     """A few human-readable lines about a transaction (its outcome first)."""
     status = str(transaction.status) if transaction.status is not None else "UNKNOWN"
@@ -241,7 +244,7 @@ def describe_transaction(transaction: m.Transaction) -> List[str]:
     lines.append(f"  custom identifier: {transaction.custom_identifier or '-'}")
     if transaction.referenced_transaction_identifier:
         lines.append(f"  references:        {transaction.referenced_transaction_identifier}")
-    if transaction.captured is False:
+    if transaction.captured is False and status in _CAPTURABLE:  # money is held, to capture
         lines.append("  captured:          no (a pre-authorisation: capture it later)")
     return lines
 

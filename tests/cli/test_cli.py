@@ -483,3 +483,21 @@ def test_an_amount_breaking_a_rule_is_a_usage_error_saying_which(
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert says in done.stderr
     assert "Traceback" not in done.stderr and "connection" not in done.stderr
+
+
+# --- command line rough edges (issue 12) ----------------------------------------------------
+
+
+def test_only_an_approved_pre_authorisation_says_to_capture_it(sim: Simulate) -> None:
+    approved = run_cli(*remote(sim, "charge", "reader1", "6.00", "EUR", "--no-auto-capture"))
+    assert approved.returncode == 0, approved.stderr
+    assert "captured:          no (a pre-authorisation: capture it later)" in approved.stdout
+    declined = run_cli(
+        *remote(sim, "charge", "reader1", "100.00", "EUR", "--no-auto-capture", "--json")
+    )
+    assert declined.returncode == 1, declined.stderr
+    identifier = json.loads(declined.stdout)["transactionIdentifier"]
+    assert json.loads(declined.stdout)["captured"] is False
+    shown = run_cli(*remote(sim, "lookup", identifier))
+    assert shown.returncode == 0 and shown.stdout.startswith("DECLINED")
+    assert "captured" not in shown.stdout
