@@ -11,6 +11,7 @@ codes are documented in :mod:`payprotocol.cli` and re-exported from there.
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 __all__ = [
     "DEFAULT_URL",
@@ -25,6 +26,7 @@ __all__ = [
     "URL_ENV",
     "UsageError",
     "err",
+    "missing_simulator_extra",
     "out",
 ]
 
@@ -43,6 +45,16 @@ DEFAULT_URL = "tcp://127.0.0.1:4245"
 
 class UsageError(Exception):
     """Bad input found after argument parsing (exit code 2)."""
+
+
+def missing_simulator_extra(what: str) -> Optional[str]:
+    """``None`` when the ``simulator`` extra (the ``websockets`` package) is
+    installed, else the one line that says what to install for ``what``."""
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        return f"{what} needs the simulator extra: pip install 'payprotocol[simulator]'"
+    return None
 
 
 def err(text: str) -> None:

@@ -17,7 +17,14 @@ import signal
 import threading
 import time
 
-from ._cli_common import EXIT_CONNECTION, EXIT_OK, UsageError, err, out
+from ._cli_common import (
+    EXIT_CONNECTION,
+    EXIT_OK,
+    UsageError,
+    err,
+    missing_simulator_extra,
+    out,
+)
 
 __all__ = ["cmd_simulate"]
 
@@ -32,6 +39,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.tcp_port is None and args.ws_port is None:
         raise UsageError("nothing to listen on")
+    if args.ws_port is not None:
+        missing = missing_simulator_extra("the WebSocket server")
+        if missing:
+            raise UsageError(f"{missing} (or serve framed TCP alone with --ws-port none)")
     config = SimulatorConfig(
         host=args.host,
         tcp_port=args.tcp_port,
@@ -52,8 +63,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_CONNECTION
     try:
         out("PayProtocol simulator ready")
-        out(f"  TCP:       {simulator.tcp_url}")
-        out(f"  WebSocket: {simulator.ws_url}")
+        if config.tcp_port is not None:
+            out(f"  TCP:       {simulator.tcp_url}")
+        if config.ws_port is not None:
+            out(f"  WebSocket: {simulator.ws_url}")
         merchants = ", ".join(sorted(config.merchants)) or "any identifier with a secret"
         out(f"  merchants: {merchants}")
         readers = ", ".join(f"{d.resource} ({d.name})" for d in config.devices)

@@ -61,6 +61,7 @@ from ._cli_common import (
     URL_ENV,
     UsageError,
     err,
+    missing_simulator_extra,
 )
 from ._cli_simulate import cmd_simulate
 from ._money import exact, minor_units
@@ -132,7 +133,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
+def _port(text: str) -> Optional[int]:
+    if text.lower() in ("none", "off"):
+        return None  # that server is not started
     try:
         value = int(text)
     except ValueError:
@@ -395,5 +398,10 @@ def _configure_logging(verbosity: int) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._cli_demo import run_demo
+
+    if args.transport == "ws":
+        missing = missing_simulator_extra("the WebSocket tour (demo --ws)")
+        if missing:
+            raise UsageError(f"{missing} (plain 'payprotocol demo' needs nothing more)")
 
     return run_demo(transport=args.transport, fast=args.fast)

@@ -30,7 +30,9 @@ from ..support.cli import (
     closed_port,
     command,
     run_cli,
+    run_python,
     stop,
+    without_simulator_extra,
 )
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
@@ -501,3 +503,43 @@ def test_only_an_approved_pre_authorisation_says_to_capture_it(sim: Simulate) ->
     shown = run_cli(*remote(sim, "lookup", identifier))
     assert shown.returncode == 0 and shown.stdout.startswith("DECLINED")
     assert "captured" not in shown.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["demo", "--ws", "--fast"], ["simulate", "--tcp-port", "0", "--ws-port", "0"]]
+)
+def test_without_the_simulator_extra_one_line_says_what_to_install(args: list[str]) -> None:
+    done = run_python(without_simulator_extra(*args))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "pip install 'payprotocol[simulator]'" in done.stderr
+
+
+def test_plain_demo_needs_no_extra() -> None:
+    done = run_python(without_simulator_extra("demo", "--fast"), timeout=45)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Every step ended as expected" in done.stdout
+
+
+@posix_only
+def test_simulate_serves_framed_tcp_alone_without_the_extra() -> None:
+    argv = without_simulator_extra("simulate", "--tcp-port", "0", "--ws-port", "none")
+    process = subprocess.Popen(
+        argv + ["--merchant", f"{MERCHANT}:{SECRET}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert process.stdout is not None
+        out = LineReader(process.stdout)
+        url = out.wait_for(r"tcp://127\.0\.0\.1:\d+").group(0)
+        out.wait_for("Ctrl-C to stop")
+        done = run_cli("devices", "--url", url, "--merchant", MERCHANT)
+        assert done.returncode == 0, done.stderr
+        assert "devices/reader1" in done.stdout
+        assert "WebSocket" not in out.text()
+    finally:
+        assert stop(process) == 0

@@ -42,6 +42,17 @@ def command(*args: str) -> List[str]:
     return [sys.executable, "-m", "payprotocol", *args]
 
 
+_NO_EXTRA = (
+    "import sys; sys.modules['websockets'] = None  # as if the simulator extra were missing\n"
+    "from payprotocol.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def without_simulator_extra(*args: str) -> List[str]:
+    """``payprotocol ARGS`` in an interpreter where ``import websockets`` fails."""
+    return [sys.executable, "-c", _NO_EXTRA, *args]
+
+
 def run_cli(
     *args: str,
     input: Optional[str] = None,
