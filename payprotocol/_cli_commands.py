@@ -74,12 +74,42 @@ def _merchant_secret(merchant: str) -> str:
     if secret:
         return secret
     try:
-        secret = getpass.getpass(f"Merchant secret for {merchant}: ")
+        secret = _read_secret(f"Merchant secret for {merchant}: ")
     except (EOFError, OSError):
         secret = ""
     if not secret:
         raise UsageError(f"no merchant secret: set {SECRET_ENV} or type it at the prompt")
     return secret
+
+
+def _read_secret(prompt: str) -> str:
+    """The secret from a hidden prompt on the terminal; without a terminal
+    (a script, a service) one line of standard input, read quietly: getpass
+    would print two warnings about echoing before it, on a pipe that echoes
+    nothing."""
+    if sys.platform != "win32":  # Windows: getpass reads the console itself
+        try:
+            with open("/dev/tty", "rb"):
+                pass
+        except OSError:  # no controlling terminal
+            return _stdin_line()
+    return getpass.getpass(prompt)
+
+
+def _stdin_line() -> str:
+    """One line of standard input, read byte by byte from the descriptor so that
+    nothing after it is buffered away."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return ""
+    line = bytearray()
+    while len(line) < 4096:
+        byte = os.read(fd, 1)
+        if not byte or byte == b"\n":
+            break
+        line += byte
+    return line.decode("utf-8", "replace").rstrip("\r")
 
 
 @contextlib.contextmanager

@@ -345,6 +345,8 @@ def test_no_secret_anywhere_is_a_usage_error(sim: Simulate) -> None:
     done = run_cli(*remote(sim, "devices"), env=env)
     assert done.returncode == 2
     assert "PAYPROTOCOL_MERCHANT_SECRET" in done.stderr
+    # No terminal: no GetPassWarning and no "input may be echoed" lines before it.
+    assert "Warning" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
 
 
 @posix_only
@@ -525,7 +527,7 @@ def test_plain_demo_needs_no_extra() -> None:
 def test_simulate_serves_framed_tcp_alone_without_the_extra() -> None:
     argv = without_simulator_extra("simulate", "--tcp-port", "0", "--ws-port", "none")
     process = subprocess.Popen(
-        argv + ["--merchant", f"{MERCHANT}:{SECRET}"],
+        [*argv, "--merchant", f"{MERCHANT}:{SECRET}"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
