@@ -7,8 +7,8 @@ is the one place where the SDK's exceptions become exit codes, so the commands
 agree on them. Money safety comes first: a transaction sent whose result never
 arrived is reported as OUTCOME UNKNOWN (exit 4) with the exact ``lookup``
 command to run, never as a failure. ``charge`` runs the payment on a worker
-thread (:class:`_InteractiveCharge`) so the main thread stays free for Ctrl-C,
-which asks the reader to abort only while it says it can. The merchant secret
+thread (``_cli_charge``) so the main thread stays free for Ctrl-C, which asks
+the reader to abort only while it says it can. The merchant secret
 comes from the environment or a hidden prompt, never from an argument.
 """
 
@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import getpass
 import logging
 import os
 import ssl
 import sys
-import threading
 import uuid
 from decimal import Decimal
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from . import codec
 from . import models as m
+from ._cli_charge import Answers, InteractiveCharge, missing_answers
 from ._cli_common import (
     EXIT_CONNECTION,
     EXIT_DECLINED,
@@ -178,6 +177,13 @@ def _in_minor_units(amount: Decimal, currency: Optional[str], what: str) -> Deci
         raise UsageError(str(exc)) from None
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced standard input
+        return False
+
+
 def _find_device(login: m.LoginMerchantResponse, wanted: str) -> m.Device:
     for device in login.devices:
         if wanted in (device.resource, device.identifier, device.name):
@@ -243,235 +249,22 @@ def cmd_devices(args: argparse.Namespace) -> int:
 # --- charge ------------------------------------------------------------------------------
 
 
-class _InteractiveCharge:
-    """One charge driven from a terminal: live status, questions, Ctrl-C to abort.
-
-    The charge itself runs on a worker thread so that the main thread stays free
-    to receive Ctrl-C (a ``KeyboardInterrupt`` inside ``client.charge`` would
-    abandon the wait, and the result with it). Ctrl-C asks the PayServer to
-    abort only while the latest update said ``abortable``; the final response is
-    always awaited.
-    """
-
-    def __init__(
-        self,
-        client: PayClient,
-        device: m.Device,
-        args: argparse.Namespace,
-        status: StatusLine,
-        answers: StdinLines,
-    ) -> None:
-        self.client = client
-        self.device = device
-        self.args = args
-        self.status = status
-        self.answers = answers
-        self.custom_identifier: str = args.custom_identifier or uuid.uuid4().hex
-        self.abortable = False
-        self.finished = threading.Event()
-        self.transaction: Optional[m.Transaction] = None
-        self.failure: Optional[BaseException] = None
-
-    def run(self) -> Optional[m.Transaction]:
-        """The final transaction; ``None`` when the user stopped waiting."""
-        worker = threading.Thread(target=self._charge, name="payprotocol-charge", daemon=True)
-        worker.start()
-        presses = 0
-        while not self.finished.is_set():
-            try:
-                self.finished.wait(0.2)
-            except KeyboardInterrupt:
-                try:
-                    presses = self._interrupted(presses)
-                except KeyboardInterrupt:  # pressed again while the abort was being sent
-                    presses += 1
-                if presses >= _GIVE_UP_AFTER:
-                    self.status.finish()
-                    return None
-        self.status.finish()
-        if self.failure is not None:
-            raise self.failure
-        return self.transaction
-
-    def _charge(self) -> None:
-        try:
-            self.transaction = self.client.charge(
-                self.device,
-                self.args.amount,
-                self.args.currency,
-                subject=self.args.subject,
-                custom_identifier=self.custom_identifier,
-                auto_capture=self.args.auto_capture,
-                on_update=self._on_update,
-                on_action=self._on_action,
-            )
-        except BaseException as exc:  # handed to the main thread, which maps it
-            self.failure = exc
-        finally:
-            self.finished.set()
-
-    def _interrupted(self, presses: int) -> int:
-        if self.abortable:
-            self.status.print("Ctrl-C: asking the reader to abort...")
-            try:
-                self.client.abort_transaction(self.device)
-            except ServerError as exc:
-                self.status.print(f"The abort was refused ({exc.error_type}); still waiting.")
-            except PayProtocolError as exc:
-                self.status.print(f"The abort could not be sent ({exc}); still waiting.")
-            else:
-                self.status.print("Abort accepted; waiting for the final result.")
-            return 0
-        presses += 1
-        left = _GIVE_UP_AFTER - presses
-        if left > 0:
-            self.status.print(
-                "The reader cannot abort at this step; waiting for the result "
-                f"(Ctrl-C {left} more time(s) to stop waiting: the outcome would be unknown)."
-            )
-        return presses
-
-    def _on_update(self, update: object) -> None:
-        if isinstance(update, m.ExecuteTransactionUpdate):
-            self.abortable = bool(update.abortable)
-            self.status.show(update.information, "Ctrl-C to abort" if self.abortable else "")
-
-    def _ask(self, question: str) -> Optional[str]:
-        self.status.prompt(question)
-        answer = self.answers.read(cancel=self.finished)
-        self.status.answered(answer)
-        return None if answer is None else answer.strip()
-
-    def _on_action(self, action: m.ExecuteTransactionAction) -> None:
-        kind = action.action
-        if kind == m.ActionType.SIGNATURE:
-            self._signature()
-        elif kind == m.ActionType.APPLICATION_SELECTION:
-            self._application(action.application_selection)
-        elif kind == m.ActionType.CREDIT_DEBIT_SELECTION:
-            self._credit_debit()
-        elif kind == m.ActionType.DCC_SELECTION:
-            self._dcc(action.dcc_selection)
-        else:
-            self.status.print(f"The reader asks for {kind}, which this program cannot answer.")
-            self._abort_for_lack_of_answer()
-
-    def _signature(self) -> None:
-        self.status.print("The reader asks for the shopper's signature.")
-        while not self.finished.is_set():
-            answer = self._ask("Has the shopper signed the paper receipt? [y/n] ")
-            if answer is None:
-                self._abort_for_lack_of_answer()
-                return
-            if answer.lower() in ("y", "yes"):
-                self._submit(lambda: self.client.submit_signature(self.device, on_receipt=True))
-                return
-            if answer.lower() in ("n", "no"):
-                if self._try_abort():
-                    return
-                self.status.print("The reader cannot abort now; the signature is needed.")
-
-    def _application(self, selection: Optional[m.ApplicationSelection]) -> None:
-        applications = selection.applications if selection is not None else []
-        if not applications:
-            self.status.print("The reader asks to choose an application but lists none.")
-            self._abort_for_lack_of_answer()
-            return
-        self.status.print("The card holds several applications:")
-        for number, application in enumerate(applications, 1):
-            self.status.print(f"  {number}. {application.name or ''} ({application.identifier})")
-        while not self.finished.is_set():
-            answer = self._ask(f"Which one? [1-{len(applications)}] ")
-            if answer is None:
-                self._abort_for_lack_of_answer()
-                return
-            chosen = _pick(applications, answer)
-            if chosen is not None:
-                identifier = chosen.identifier
-                self._submit(
-                    functools.partial(
-                        self.client.submit_application_selection, self.device, identifier
-                    )
-                )
-                return
-
-    def _credit_debit(self) -> None:
-        while not self.finished.is_set():
-            answer = self._ask("Credit or debit? [c/d] ")
-            if answer is None:
-                self._abort_for_lack_of_answer()
-                return
-            choice = {"c": "CREDIT", "credit": "CREDIT", "d": "DEBIT", "debit": "DEBIT"}
-            selection = choice.get(answer.lower())
-            if selection is not None:
-                self._submit(
-                    functools.partial(
-                        self.client.submit_credit_debit_selection, self.device, selection
-                    )
-                )
-                return
-
-    def _dcc(self, quote: Optional[m.DccSelection]) -> None:
-        if quote is not None:
-            self.status.print(
-                "Currency conversion offered: "
-                f"{money(quote.converted_amount, quote.converted_currency)}"
-                f" instead of {money(quote.original_amount, quote.original_currency)}"
-                f" (rate {quote.exchange_rate}, markup {quote.markup}%)"
-            )
-        while not self.finished.is_set():
-            answer = self._ask("Pay in the converted currency? [y/n] ")
-            if answer is None:
-                self._abort_for_lack_of_answer()
-                return
-            if answer.lower() in ("y", "yes", "n", "no"):
-                use = answer.lower().startswith("y")
-                self._submit(functools.partial(self.client.submit_dcc_selection, self.device, use))
-                return
-
-    def _submit(self, send: Callable[[], Any]) -> None:
-        try:
-            send()
-        except ServerError as exc:
-            self.status.print(f"The reader refused the answer: {exc.error_type}: {exc.message}")
-        except PayProtocolError as exc:
-            self.status.print(f"The answer could not be sent: {exc}")
-
-    def _try_abort(self) -> bool:
-        try:
-            self.client.abort_transaction(self.device)
-        except PayProtocolError as exc:
-            logger.info("abort refused: %s", exc)
-            return False
-        self.status.print("Aborting the transaction.")
-        return True
-
-    def _abort_for_lack_of_answer(self) -> None:
-        if self.finished.is_set():
-            return
-        self.status.print("No answer: asking the reader to abort.")
-        if not self._try_abort():
-            self.status.print("The reader refused the abort; waiting for it to give up.")
-
-
-def _pick(applications: Sequence[m.Application], answer: str) -> Optional[m.Application]:
-    if answer.isdigit() and 1 <= int(answer) <= len(applications):
-        return applications[int(answer) - 1]
-    for application in applications:
-        if answer.upper() in (application.identifier.upper(), (application.name or "").upper()):
-            return application
-    return None
-
-
 def cmd_charge(args: argparse.Namespace) -> int:
     """``payprotocol charge``: one interactive charge (P3 ``EXECUTE_TRANSACTION``)."""
 
     args.amount = _in_minor_units(args.amount, args.currency, "AMOUNT")
+    answers = Answers.of(args)
+    missing = missing_answers(answers)
+    if missing and not _is_terminal(sys.stdin):
+        raise UsageError(
+            "no terminal to ask the reader's questions on: give the answers up front "
+            f"(the card decides which questions come): {', '.join(missing)}"
+        )
 
     def body(client: PayClient, login: m.LoginMerchantResponse) -> int:
         device = _find_device(login, args.device)
         status = StatusLine(sys.stderr)
-        charge = _InteractiveCharge(client, device, args, status, StdinLines())
+        charge = InteractiveCharge(client, device, args, status, StdinLines(), answers)
         status.print(
             f"Charging {money(args.amount, args.currency)} on {device.name or device.resource} "
             f"(custom identifier {charge.custom_identifier})"

@@ -64,6 +64,7 @@ class StatusLine:
         self._current: Optional[str] = None  # text on the live line (terminal only)
         self._last: Optional[tuple[str, ...]] = None
         self._mid_line = False  # a question waits for its answer on the current line
+        self._question: Optional[str] = None  # asked, not answered yet: shown again
 
     def show(self, information: Sequence[str], note: str = "") -> None:
         """Display the reader's lines (and an optional short note) if they changed."""
@@ -80,6 +81,7 @@ class StatusLine:
                 self._current = text
             else:
                 self.stream.write(text + "\n")
+            self._ask_again()
             self.stream.flush()
 
     def print(self, text: str = "") -> None:
@@ -90,37 +92,52 @@ class StatusLine:
                 self.stream.write(self._erase() + text + "\n" + self._current)
             else:
                 self.stream.write(text + "\n")
+            self._ask_again()
             self.stream.flush()
 
     def prompt(self, question: str) -> None:
-        """Write a question (no newline) on a fresh line; the answer follows it."""
+        """Write a question on a fresh line; the answer follows it (on a terminal,
+        on the same line). Until :meth:`answered`, any other output is followed
+        by the question again, so a Ctrl-C message or a reader update never
+        leaves the user looking at no question."""
         with self._lock:
-            if self.live and self._current is not None:
-                self.stream.write("\n")
-                self._current = None
             self._end_question()
-            self.stream.write(question)
+            self._question = question
+            self._ask_again()
             self.stream.flush()
+
+    def _ask_again(self) -> None:
+        if self._question is None:
+            return
+        if self.live and self._current is not None:  # keep the live line above it
+            self.stream.write("\n")
+            self._current = None
+        if self.live:
+            self.stream.write(self._question)
             self._mid_line = True
+        else:  # a pipe or a file: whole lines only
+            self.stream.write(self._question.rstrip() + "\n")
 
     def answered(self, answer: Optional[str]) -> None:
         """The question got ``answer`` (``None``: it never will). On a terminal
-        the user's Enter already ended the line; elsewhere the answer is echoed
-        after the question, so a log reads ``question? y``."""
+        the user's Enter already ended the line; elsewhere the answer follows on
+        its own line (``  answer: y``), so a log shows what was answered."""
         with self._lock:
-            if not self._mid_line:
+            if self._question is None:
                 return
-            self._mid_line = False
-            if answer is None:
+            self._question = None
+            if self.live and self._mid_line and answer is None:
                 self.stream.write("\n")
             elif not self.live:
-                self.stream.write(answer + "\n")
+                self.stream.write(f"  answer: {'(none)' if answer is None else answer}\n")
+            self._mid_line = False
             self.stream.flush()
 
     def finish(self) -> None:
         """End the live line (a newline on a terminal) and forget what was shown."""
         with self._lock:
             self._end_question()
+            self._question = None
             if self.live and self._current is not None:
                 self.stream.write("\n")
                 self.stream.flush()

@@ -299,6 +299,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-authorise only; capture later with 'payprotocol capture'",
     )
     charge.add_argument("--receipts", action="store_true", help="print the receipts")
+    answers = charge.add_argument_group(
+        "answers given up front",
+        "The reader's questions, answered without asking (needed without a terminal: "
+        "the card decides which questions come, so a script gives all four).",
+    )
+    answers.add_argument(
+        "--signature",
+        choices=("receipt", "refuse"),
+        help="receipt: the shopper signs the paper receipt; refuse: abort if the reader allows",
+    )
+    answers.add_argument(
+        "--application",
+        metavar="N",
+        help="the card application to use: its number in the reader's list (from 1) or name",
+    )
+    answers.add_argument(
+        "--credit-debit", choices=("credit", "debit"), help="pay by credit or by debit"
+    )
+    answers.add_argument(
+        "--dcc",
+        choices=("yes", "no"),
+        help="yes: pay in the converted currency offered; no: keep the charge's currency",
+    )
     charge.set_defaults(handler=cmd_charge)
 
     for name, helptext in (

@@ -22,8 +22,10 @@ import trustme
 from payprotocol.cli import main
 
 from ..support.cli import (
+    ANSWERS,
     MERCHANT,
     SECRET,
+    InTerminal,
     LineReader,
     Simulate,
     cli_env,
@@ -34,6 +36,7 @@ from ..support.cli import (
     stop,
     without_simulator_extra,
 )
+from ..support.waiting import eventually
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
 
@@ -44,8 +47,11 @@ def sim() -> Iterator[Simulate]:
         yield simulator
 
 
-def remote(sim: Simulate, *args: str, url: str = "") -> list[str]:
-    return [args[0], "--url", url or sim.tcp_url, "--merchant", MERCHANT, *args[1:]]
+def remote(sim: Simulate, *args: str, url: str = "", answers: bool = True) -> list[str]:
+    """A command against ``sim``; a charge gets its answers up front (no terminal)
+    unless ``answers`` is False (it then asks on the terminal of ``InTerminal``)."""
+    given = list(ANSWERS) if args[0] == "charge" and answers else []
+    return [args[0], "--url", url or sim.tcp_url, "--merchant", MERCHANT, *args[1:], *given]
 
 
 def charge_json(sim: Simulate, amount: str, *extra: str, input: str = "") -> dict[str, object]:
@@ -123,30 +129,74 @@ def test_simulate_rejects_a_bad_fault_spec() -> None:
 # --- charge ---------------------------------------------------------------------------
 
 
-def test_charge_signature_answered_from_stdin(sim: Simulate) -> None:
-    done = run_cli(*remote(sim, "charge", "reader1", "10.00", "EUR"), input="y\n")
-    assert done.returncode == 0, done.stderr
-    assert "signature" in done.stderr
-    assert "[y/n]" in done.stderr
-    assert "Present card | 10.00 EUR" in done.stderr  # the live status, on stderr
-    assert done.stdout.startswith("APPROVED: CHARGE of 10.00 EUR")
+@posix_only
+def test_charge_signature_answered_on_the_terminal(sim: Simulate) -> None:
+    with InTerminal(*remote(sim, "charge", "reader1", "10.00", "EUR", answers=False)) as term:
+        term.err.wait_for(r"Has the shopper signed the paper receipt\? \[y/n\]")
+        term.type("y\n")
+        assert term.wait() == 0, term.err.text()
+    err = term.err.text(settle=0.2)
+    assert "asks for the shopper's signature" in err
+    assert "Present card | 10.00 EUR" in err  # the live status, on stderr
+    assert term.out.text().startswith("APPROVED: CHARGE of 10.00 EUR")
 
 
-def test_charge_application_menu_answered_from_stdin_over_websocket(sim: Simulate) -> None:
-    args = remote(sim, "charge", "reader1", "5.01", "EUR", "--json", url=sim.ws_url)
-    done = run_cli(*args, input="2\n")
-    assert done.returncode == 0, done.stderr
-    assert "VISA ELECTRON" in done.stderr
-    transaction = json.loads(done.stdout, parse_float=Decimal)
+@posix_only
+def test_a_menu_says_why_it_asks_again_over_websocket(sim: Simulate) -> None:
+    args = remote(sim, "charge", "reader1", "5.01", "EUR", "--json", url=sim.ws_url, answers=False)
+    with InTerminal(*args) as term:
+        term.err.wait_for(r"Which one\? \[1-2\]")
+        term.type("7\n")
+        term.err.wait_for(r"There is no application '7': type a number from 1 to 2")
+        term.type("2\n")
+        assert term.wait() == 0, term.err.text()
+    err = term.err.text(settle=0.2)
+    assert "VISA ELECTRON" in err
+    assert err.count("Which one? [1-2]") == 2  # asked again after saying why
+    transaction = json.loads(term.out.text(), parse_float=Decimal)
     assert transaction["status"] == "APPROVED"
     assert transaction["amount"] == Decimal("5.01")
 
 
-def test_charge_credit_debit_and_dcc_from_stdin(sim: Simulate) -> None:
-    assert charge_json(sim, "6.02", input="d\n")["status"] == "APPROVED"
-    done = run_cli(*remote(sim, "charge", "reader1", "6.03", "EUR"), input="n\n")
+@posix_only
+@pytest.mark.parametrize(
+    ("amount", "question", "wrong", "why", "right"),
+    [
+        ("10.00", r"signed the paper receipt", "maybe", "Please answer y (signed) or n", "y"),
+        ("6.02", r"Credit or debit", "x", "Please answer c (credit) or d (debit), not 'x'", "d"),
+        ("6.03", r"converted currency", "", "Please answer y (convert) or n", "n"),
+    ],
+)
+def test_every_question_says_why_it_asks_again(
+    sim: Simulate, amount: str, question: str, wrong: str, why: str, right: str
+) -> None:
+    with InTerminal(*remote(sim, "charge", "reader1", amount, "EUR", answers=False)) as term:
+        term.err.wait_for(question)
+        term.type(wrong + "\n")
+        term.err.wait_for(re.escape(why))
+        term.type(right + "\n")
+        assert term.wait() == 0, term.err.text()
+
+
+def test_credit_debit_and_dcc_answered_up_front(sim: Simulate) -> None:
+    answers = ["--signature", "refuse", "--application", "2", "--credit-debit", "debit"]
+    debit = run_cli(
+        *remote(sim, "charge", "reader1", "6.02", "EUR", answers=False), *answers, "--dcc", "yes"
+    )
+    assert debit.returncode == 0, debit.stderr
+    assert "Answering DEBIT (--credit-debit debit)" in debit.stderr
+    done = run_cli(*remote(sim, "charge", "reader1", "6.02", "EUR"))
     assert done.returncode == 0, done.stderr
-    assert "USD" in done.stderr
+    assert "Answering CREDIT (--credit-debit credit)" in done.stderr
+    dcc = run_cli(*remote(sim, "charge", "reader1", "6.03", "EUR"))
+    assert dcc.returncode == 0, dcc.stderr
+    assert "USD" in dcc.stderr and "Answering no (--dcc no)" in dcc.stderr
+    application = run_cli(*remote(sim, "charge", "reader1", "5.01", "EUR"))
+    assert application.returncode == 0, application.stderr
+    assert "Choosing VISA CREDIT (--application 1)" in application.stderr
+    signed = run_cli(*remote(sim, "charge", "reader1", "10.00", "EUR"))
+    assert signed.returncode == 0, signed.stderr
+    assert "Answering from --signature receipt" in signed.stderr
 
 
 def test_charge_json_keeps_amounts_exact(sim: Simulate) -> None:
@@ -361,7 +411,9 @@ def test_secret_from_the_hidden_prompt(sim: Simulate) -> None:
 @pytest.mark.parametrize("scheme", ["tcp", "ws"])
 def test_connection_refused_exits_3(scheme: str) -> None:
     url = f"{scheme}://127.0.0.1:{closed_port()}" + ("/" if scheme == "ws" else "")
-    done = run_cli("charge", "--url", url, "--merchant", MERCHANT, "reader1", "10.00", "EUR")
+    done = run_cli(
+        "charge", "--url", url, "--merchant", MERCHANT, "reader1", "10.00", "EUR", *ANSWERS
+    )
     assert done.returncode == 3
     assert "connection error" in done.stderr
 
@@ -375,7 +427,7 @@ def test_wrong_secret_exits_3_and_is_never_shown(sim: Simulate) -> None:
 
 
 def test_secret_never_appears_even_with_debug_logging(sim: Simulate) -> None:
-    done = run_cli(*remote(sim, "charge", "reader1", "10.00", "EUR", "-vv"), input="y\n")
+    done = run_cli(*remote(sim, "charge", "reader1", "10.00", "EUR", "-vv"))
     assert done.returncode == 0, done.stderr
     assert "LOGIN_MERCHANT_REQUEST" in done.stderr or "login" in done.stderr.lower()
     assert SECRET not in done.stdout + done.stderr
@@ -412,28 +464,20 @@ def test_help_lists_the_commands_and_exit_codes() -> None:
 
 @posix_only
 def test_ctrl_c_while_not_abortable_waits_and_only_a_third_press_gives_up(sim: Simulate) -> None:
-    process = subprocess.Popen(
-        command(*remote(sim, "charge", "reader2", "10.00", "EUR", "--custom-identifier", "sig-1")),
-        stdin=subprocess.PIPE,  # never answers the signature question
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-    )
-    try:
-        assert process.stderr is not None and process.stdout is not None
-        out, err = LineReader(process.stdout), LineReader(process.stderr)
-        err.wait_for(r"asks for the shopper's signature")
+    args = remote(sim, "charge", "reader2", "10.00", "EUR", "--custom-identifier", "sig-1",
+                  answers=False)  # fmt: skip
+    with InTerminal(*args) as term:  # never answers the signature question
+        process = term.process
+        assert process is not None
+        out, err = term.out, term.err
+        err.wait_for(r"signed the paper receipt\? \[y/n\]")
         process.send_signal(signal.SIGINT)
         err.wait_for(r"cannot abort at this step.*2 more")
         assert process.poll() is None  # still waiting for the result
         process.send_signal(signal.SIGINT)
         err.wait_for(r"1 more")
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
-    finally:
-        stop(process)
-    assert process.returncode == 4
+        assert term.wait() == 4
     text = err.text(settle=0.2)
     assert "OUTCOME UNKNOWN" in text and "--custom-identifier sig-1" in text
     assert out.text() == ""
@@ -545,3 +589,36 @@ def test_simulate_serves_framed_tcp_alone_without_the_extra() -> None:
         assert "WebSocket" not in out.text()
     finally:
         assert stop(process) == 0
+
+
+def test_without_a_terminal_a_charge_needs_its_answers_up_front(sim: Simulate) -> None:
+    args = remote(sim, "charge", "reader1", "10.00", "EUR", "--custom-identifier", "no-tty-1",
+                  answers=False)  # fmt: skip
+    for given in ([], ["--signature", "receipt"]):
+        done = run_cli(*args, *given, timeout=10)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "no terminal" in done.stderr
+        assert "--application N" in done.stderr and "--dcc yes|no" in done.stderr
+        assert ("--signature receipt|refuse" in done.stderr) == (not given)
+        assert "Charging" not in done.stderr  # nothing was sent
+    lookup = run_cli(*remote(sim, "lookup", "--custom-identifier", "no-tty-1"))
+    assert lookup.returncode == 3 and "TRANSACTION_NOT_FOUND" in lookup.stderr
+
+
+@posix_only
+def test_after_ctrl_c_during_a_question_the_question_is_shown_again(sim: Simulate) -> None:
+    with InTerminal(*remote(sim, "charge", "reader2", "10.00", "EUR", answers=False)) as term:
+        assert term.process is not None
+        term.err.wait_for(r"signed the paper receipt\? \[y/n\]")
+        term.process.send_signal(signal.SIGINT)
+        term.err.wait_for(r"cannot abort at this step")
+        question = "signed the paper receipt? [y/n]"
+        err = eventually(
+            lambda: term.err.text(settle=0.05).count(question) >= 2 and term.err.text()
+        )
+        after = err[err.index("cannot abort at this step") :]
+        assert question in after  # asked again after the Ctrl-C message
+        term.type("y\n")
+        assert term.wait() == 0, term.err.text()
+    assert term.out.text().startswith("APPROVED")

@@ -8,6 +8,7 @@ stream of a running process without ever blocking the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -205,3 +206,66 @@ class Simulate:
     def __exit__(self, *exc_info: object) -> None:
         assert self.process is not None
         self.returncode = stop(self.process)
+
+
+#: The four answers a charge without a terminal gives up front.
+ANSWERS = ("--signature", "receipt", "--application", "1", "--credit-debit", "credit",
+           "--dcc", "no")  # fmt: skip
+
+
+class InTerminal:
+    """``payprotocol ARGS`` with a pseudo-terminal as standard input (POSIX only),
+    so the CLI asks its questions; ``type`` writes to that terminal. Standard
+    output and standard error stay pipes (plain lines), read by ``LineReader``s."""
+
+    def __init__(self, *args: str, env: Optional[Dict[str, str]] = None) -> None:
+        self.argv = command(*args)
+        self.env = env if env is not None else cli_env()
+        self.process: Optional[subprocess.Popen[str]] = None
+        self.returncode: Optional[int] = None
+
+    def __enter__(self) -> InTerminal:
+        import pty
+
+        self._master, slave = pty.openpty()
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=slave,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                env=self.env,
+                cwd=str(REPO),
+            )
+        finally:
+            os.close(slave)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.out = LineReader(self.process.stdout)
+        self.err = LineReader(self.process.stderr)
+        threading.Thread(target=self._drain_echo, daemon=True).start()
+        return self
+
+    def _drain_echo(self) -> None:
+        # The terminal echoes what is typed; read it so the echo can never fill up.
+        while True:
+            try:
+                if not os.read(self._master, 1024):
+                    return
+            except OSError:
+                return
+
+    def type(self, text: str) -> None:
+        os.write(self._master, text.encode())
+
+    def wait(self, timeout: float = 20.0) -> int:
+        assert self.process is not None
+        self.returncode = self.process.wait(timeout)
+        return self.returncode
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.process is not None
+        self.returncode = stop(self.process)
+        with contextlib.suppress(OSError):
+            os.close(self._master)

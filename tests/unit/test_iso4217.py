@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 iso4217 = pytest.importorskip("iso4217")
 
 
-def _list_one() -> "tuple[str, Dict[str, Optional[int]]]":
+def _list_one() -> tuple[str, Dict[str, Optional[int]]]:
     from importlib.resources import files
 
     root = ET.fromstring(files("iso4217").joinpath("table.xml").read_bytes())
