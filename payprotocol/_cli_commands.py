@@ -46,6 +46,7 @@ from ._cli_console import (
     money,
     transaction_json,
 )
+from ._cli_probe import SchemeCheck
 from ._money import amount_in
 from .client import PayClient
 from .errors import (
@@ -128,14 +129,29 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
     except ValueError as exc:  # an unsupported URL, or --cafile with tcp:// or ws://
         raise UsageError(str(exc)) from None
     try:
-        try:
-            client.connect()
-        except ValueError as exc:  # an unsupported URL
-            raise UsageError(str(exc)) from None
-        login = client.login(args.merchant, secret, args.provider_mode)
+        with SchemeCheck(args.url, client.close) as check:  # tcp:// to a WebSocket port?
+            try:
+                client.connect()
+            except ValueError as exc:  # an unsupported URL
+                raise UsageError(str(exc)) from None
+            except ConnectionLostError as exc:
+                raise _with_hint(exc, check) from exc
+            try:
+                login = client.login(args.merchant, secret, args.provider_mode)
+            except (ConnectionLostError, ProtocolViolationError, RequestTimeoutError) as exc:
+                raise _with_hint(exc, check) from exc
         yield client, login
     finally:
         client.close()
+
+
+def _with_hint(exc: PayProtocolError, check: SchemeCheck) -> PayProtocolError:
+    """``exc``, or a :class:`ConnectionLostError` that names the right scheme."""
+    hint = check.hint()
+    if hint is None:
+        return exc
+    what = "no answer to the login over framed TCP" if check.gave_up else str(exc).rstrip(".")
+    return ConnectionLostError(f"{what}; {hint}")
 
 
 def _remote(

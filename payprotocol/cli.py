@@ -133,6 +133,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be above 0, got {text!r}")
+    return value
+
+
 def _port(text: str) -> Optional[int]:
     if text.lower() in ("none", "off"):
         return None  # that server is not started
@@ -229,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--action-timeout",
-        type=_seconds,
+        type=_positive_seconds,
         default=60.0,
         help="seconds a reader waits for an answer to its question before aborting",
     )
@@ -261,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider-mode", type=_provider_mode, default="TEST", help="provider mode (TEST)"
     )
     remote.add_argument(
-        "--timeout", type=_seconds, default=30.0, help="seconds to wait for a plain answer"
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds to wait for a plain answer: login, lookup, abort (default: %(default)s)",
     )
     remote.add_argument(
         "--cafile", metavar="PEM", help="CA certificates to trust for tls:// and wss:// URLs"

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
@@ -622,3 +623,43 @@ def test_after_ctrl_c_during_a_question_the_question_is_shown_again(sim: Simulat
         term.type("y\n")
         assert term.wait() == 0, term.err.text()
     assert term.out.text().startswith("APPROVED")
+
+
+def test_a_timeout_of_0_is_a_usage_error() -> None:
+    url = f"tcp://127.0.0.1:{closed_port()}"
+    done = run_cli("devices", "--url", url, "--merchant", MERCHANT, "--timeout", "0")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "--timeout: seconds must be above 0, got '0'" in done.stderr
+    assert "Errno" not in done.stderr
+
+
+def _port_of(url: str) -> str:
+    return re.findall(r":(\d+)", url)[-1]
+
+
+def test_tcp_to_the_websocket_port_names_ws_quickly(sim: Simulate) -> None:
+    port = _port_of(sim.ws_url)
+    started = time.monotonic()
+    done = run_cli("devices", "--url", f"tcp://127.0.0.1:{port}", "--merchant", MERCHANT)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert f"port {port} answers HTTP: it is a WebSocket server, use ws://127.0.0.1:{port}/" in (
+        done.stderr
+    )
+    assert elapsed < 8  # the WebSocket server's own handshake timeout is 10 s
+
+
+def test_ws_to_the_framed_tcp_port_names_tcp(sim: Simulate) -> None:
+    port = _port_of(sim.tcp_url)
+    done = run_cli("devices", "--url", f"ws://127.0.0.1:{port}/", "--merchant", MERCHANT)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert f"if it is the framed TCP port, use tcp://127.0.0.1:{port}" in done.stderr
+
+
+def test_the_scheme_check_stays_quiet_when_the_scheme_is_right(sim: Simulate) -> None:
+    done = run_cli(*remote(sim, "devices", url=sim.ws_url))
+    assert done.returncode == 0, done.stderr
+    refused = run_cli(
+        "devices", "--url", f"ws://127.0.0.1:{closed_port()}/", "--merchant", MERCHANT
+    )
+    assert refused.returncode == 3 and "framed TCP" not in refused.stderr
