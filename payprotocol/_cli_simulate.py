@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import threading
 import time
+from typing import Any
 
 from ._cli_common import (
     EXIT_CONNECTION,
@@ -59,7 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         simulator.start()
     except OSError as exc:
-        err(f"payprotocol simulate: cannot listen: {exc}")
+        err(f"payprotocol simulate: cannot listen: {_which_port(config, exc)}")
         return EXIT_CONNECTION
     try:
         out("PayProtocol simulator ready")
@@ -107,3 +110,26 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, interrupt)
+
+
+def _which_port(config: Any, exc: OSError) -> str:
+    """The error, naming the port that could not be had (the simulator binds
+    both and its error does not say which one failed)."""
+    for name, option, port in (
+        ("framed TCP", "--tcp-port", config.tcp_port),
+        ("WebSocket", "--ws-port", config.ws_port),
+    ):
+        if not port:  # 0 (any free port) or None (not served) cannot clash
+            continue
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+                if os.name != "nt":
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((config.host, port))
+        except OSError as clash:
+            reason = clash.strerror or str(clash)
+            return (
+                f"{config.host}:{port} ({name}): {reason}; is another server running there? "
+                f"Choose another port with {option} (0: any free port)"
+            )
+    return str(exc)

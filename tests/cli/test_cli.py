@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -663,3 +664,19 @@ def test_the_scheme_check_stays_quiet_when_the_scheme_is_right(sim: Simulate) ->
         "devices", "--url", f"ws://127.0.0.1:{closed_port()}/", "--merchant", MERCHANT
     )
     assert refused.returncode == 3 and "framed TCP" not in refused.stderr
+
+
+@pytest.mark.parametrize("which", ["tcp", "ws"])
+def test_a_port_clash_says_which_port(which: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        ports = ["--tcp-port", port, "--ws-port", "0"]
+        if which == "ws":
+            ports = ["--tcp-port", "0", "--ws-port", port]
+        done = run_cli("simulate", *ports)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    name = "framed TCP" if which == "tcp" else "WebSocket"
+    assert f"cannot listen: 127.0.0.1:{port} ({name}): Address already in use" in done.stderr
+    assert ("--tcp-port" if which == "tcp" else "--ws-port") in done.stderr
