@@ -43,6 +43,7 @@ from ._cli_console import (
     StatusLine,
     StdinLines,
     describe_transaction,
+    framed,
     money,
     transaction_json,
 )
@@ -236,7 +237,7 @@ def _print_receipts(transaction: m.Transaction, width: int = 40) -> None:
     for receipt in (transaction.merchant_receipt, transaction.customer_receipt):
         if receipt is not None:
             out()
-            out(format_receipt(receipt, width=width))
+            out(framed(format_receipt(receipt, width=width), width))
 
 
 # --- devices ------------------------------------------------------------------------

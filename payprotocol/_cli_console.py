@@ -33,6 +33,7 @@ __all__ = [
     "StatusLine",
     "StdinLines",
     "describe_transaction",
+    "framed",
     "money",
     "transaction_json",
 ]
@@ -227,6 +228,13 @@ class StdinLines:
             if line is None:
                 self._eof = True
             return line
+
+
+def framed(text: str, width: int = 40) -> str:
+    """A receipt between two cut lines, as it would leave a ``width``-column
+    printer, so two receipts in a row never run into each other."""
+    cut = ("- " * (width // 2)).rstrip()
+    return "\n".join([cut, text.rstrip("\n"), cut])
 
 
 def money(amount: Optional[Decimal], currency: Optional[str]) -> str:

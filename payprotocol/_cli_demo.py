@@ -10,6 +10,7 @@ smoke test too (``demo --fast`` runs in a couple of seconds).
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Callable, List, Optional
 import attrs
 
 from . import models as m
-from ._cli_console import StatusLine, money
+from ._cli_console import StatusLine, framed, money
 from .client import PayClient
 from .errors import PayProtocolError, ServerError
 
@@ -37,7 +38,6 @@ class _Step:
     title: str
     expected: str
     got: str = "not run"
-    amount: str = ""
     transaction: str = ""
     ok: bool = False
     note: str = ""
@@ -107,7 +107,8 @@ class _Tour:
         login = self.client.login(_MERCHANT, _SECRET, m.ProviderMode.TEST)
         location = (login.information or {}).get("location", "")
         readers = ", ".join(f"{d.resource} ({d.name})" for d in login.devices)
-        self.out.print(f"    location {location!r}; readers: {readers or 'none'}")
+        self.out.print(f"    location {location!r}")
+        self.out.print(f"    readers: {readers or 'none'}")
         step.got = f"{len(login.devices)} reader(s)"
         step.ok = bool(login.devices)
         if login.devices:
@@ -117,7 +118,6 @@ class _Tour:
         if self.reader is None:
             step.got, step.note = "skipped", "no reader"
             return None
-        step.amount = money(Decimal(amount), _CURRENCY)
         transaction = self.client.charge(
             self.reader,
             Decimal(amount),
@@ -134,7 +134,6 @@ class _Tour:
             step.got, step.note = "skipped", "no reader"
             return
         amount = Decimal("20.09")  # .09: the simulated card takes its time to appear
-        step.amount = money(amount, _CURRENCY)
         pressed = threading.Event()
         outcome: List[str] = []
         timers: List[threading.Timer] = []
@@ -173,7 +172,6 @@ class _Tour:
             step.got, step.note = "skipped", "no charge to refund"
             return None
         amount = Decimal("5.00")
-        step.amount = money(amount, _CURRENCY)
         refund = self.client.refund(
             charge.transaction_identifier, amount=amount, currency=_CURRENCY, subject="Returned mug"
         )
@@ -189,7 +187,6 @@ class _Tour:
             return
         self.out.print(f"    custom identifier {charge.custom_identifier}")
         found = self.client.get_transaction(custom_identifier=charge.custom_identifier)
-        step.amount = money(found.amount, found.currency)
         step.transaction = _short(found.transaction_identifier)
         same = found.transaction_identifier == charge.transaction_identifier
         step.got = f"found {found.status}" if same else "another transaction"
@@ -212,31 +209,44 @@ class _Tour:
 
         receipt = transaction.merchant_receipt if merchant else transaction.customer_receipt
         if receipt is not None:
-            self.out.print(_framed(format_receipt(receipt, width=40)))
+            self.out.print(framed(format_receipt(receipt, width=40)))
             self.out.print()
 
 
 def _short(identifier: Optional[str]) -> str:
-    return (identifier or "-")[:12]
+    return (identifier or "-")[:11]
 
 
-def _framed(text: str) -> str:
-    """A receipt between two cut lines, as it would leave a 40-column printer."""
-    cut = "- " * 20
-    return "\n".join([cut.rstrip(), text.rstrip("\n"), cut.rstrip()])
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "~"
+
+
+class _Lines(StatusLine):
+    """The tour's output: every line within 80 columns (long ones wrap, indented)."""
+
+    def print(self, text: str = "") -> None:
+        lines = []
+        for line in text.split("\n"):
+            indent = " " * (len(line) - len(line.lstrip()) + 4)
+            lines.append(
+                textwrap.fill(line, 80, subsequent_indent=indent) if len(line) > 80 else line
+            )
+        super().print("\n".join(lines))
+
+
+# The summary's columns and their widest cells: the table fits 80 columns.
+_COLUMNS = (("#", 2), ("step", 26), ("expected", 14), ("got", 16), ("transaction", 11), ("ok?", 4))
 
 
 def _table(steps: List[_Step]) -> str:
-    header = ("#", "step", "expected", "got", "amount", "transaction", "result")
+    header = tuple(name for name, _ in _COLUMNS)
     rows = [header] + [
-        (
-            str(n),
-            s.title,
-            s.expected,
-            s.got,
-            s.amount,
-            s.transaction,
-            "ok" if s.ok else "UNEXPECTED",
+        tuple(
+            _cut(cell, limit)
+            for cell, (_, limit) in zip(
+                (str(n), s.title, s.expected, s.got, s.transaction, "ok" if s.ok else "FAIL"),
+                _COLUMNS,
+            )
         )
         for n, s in enumerate(steps, 1)
     ]
@@ -259,7 +269,7 @@ def run_demo(*, transport: str = "tcp", fast: bool = False) -> int:
         step_delay=pace.step_delay,
         slow_presentation=pace.slow_presentation,
     )
-    out = StatusLine(sys.stdout)
+    out = _Lines(sys.stdout)
     started = time.monotonic()
     with Simulator(config) as simulator:
         url = simulator.tcp_url if transport == "tcp" else simulator.ws_url
@@ -271,7 +281,7 @@ def run_demo(*, transport: str = "tcp", fast: bool = False) -> int:
             tour = _Tour(client, pace, out)
             charges: List[Optional[m.Transaction]] = []
 
-            tour.step(f"Log in as merchant {_MERCHANT}", "1+ reader(s)", tour.login)
+            tour.step(f"Log in as {_MERCHANT}", "1+ reader(s)", tour.login)
 
             def signature_charge(step: _Step) -> None:
                 before = tour.signature_requests
@@ -301,10 +311,10 @@ def run_demo(*, transport: str = "tcp", fast: bool = False) -> int:
                 if refund is not None:
                     refunds.append(refund)
 
-            tour.step("Refund 5.00 of the 10.00 charge", "APPROVED", partial_refund)
+            tour.step("Refund 5.00 of the 10.00", "APPROVED", partial_refund)
             tour.receipts(refunds[0] if refunds else None, merchant=False)
             tour.step(
-                "Look the 10.00 charge up by custom identifier",
+                "Look up the 10.00 charge",
                 "found APPROVED",
                 lambda step: tour.lookup(step, first),
             )

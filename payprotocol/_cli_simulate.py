@@ -29,7 +29,21 @@ from ._cli_common import (
     out,
 )
 
-__all__ = ["cmd_simulate"]
+__all__ = ["FAULT_KINDS", "cmd_simulate"]
+
+#: What ``--fault`` accepts, as :meth:`FaultPlan.parse` reads it (S: seconds).
+FAULT_KINDS = (
+    "byte-by-byte",
+    "coalesce[=S]",
+    "response-delay=S",
+    "drop-after=K",
+    "duplicate-response",
+    "late-response=S",
+    "malformed=huge-length|invalid-utf8|not-object",
+    "unknown-fields",
+    "unknown-enums",
+    "unknown-message",
+)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -39,7 +53,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         faults = FaultPlan.parse(args.faults)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc).replace(
+            "see payprotocol.simulator.FaultPlan for the list",
+            "the kinds: " + ", ".join(FAULT_KINDS),
+        )
+        raise UsageError(message) from None
     if args.tcp_port is None and args.ws_port is None:
         raise UsageError("nothing to listen on")
     if args.ws_port is not None:
@@ -87,11 +105,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _configure_simulator_logging(verbosity: int) -> None:
-    # The simulator logs every message it sends or receives (secrets redacted) at
-    # DEBUG, connections and outcomes at INFO; the websockets library only at -v.
-    logging.getLogger("payprotocol.simulator").setLevel(logging.DEBUG)
+    # The simulator logs connections, logins and outcomes at INFO (always shown),
+    # every message it sends or receives (secrets redacted) at DEBUG (-v); the
+    # websockets library's own debug log only at -vv.
+    logging.getLogger("payprotocol.simulator").setLevel(
+        logging.DEBUG if verbosity >= 1 else logging.INFO
+    )
     logging.getLogger("payprotocol.simulator.websockets").setLevel(
-        logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING
+        logging.DEBUG if verbosity >= 2 else logging.WARNING
     )
 
 

@@ -15,10 +15,13 @@ Exit codes (the same for every command):
 * 0: approved or accepted (for ``devices``/``lookup``/``simulate``: success).
 * 1: the transaction was declined, aborted or failed (status ``DECLINED``,
   ``ABORTED`` or ``ERROR``); for ``demo``: a step did not end as expected.
-* 2: usage error (bad arguments, bad amount, unknown device, no secret).
+* 2: usage error (bad arguments, bad amount, unknown device, no secret, a
+  charge without a terminal whose answers were not given up front, a command
+  that needs the ``simulator`` extra without it).
 * 3: connection error or server error (refused connection, lost connection,
   timeout of a plain request, an ``ERROR`` response such as
-  ``AUTHENTICATION_FAILED`` or ``TRANSACTION_NOT_FOUND``).
+  ``AUTHENTICATION_FAILED`` or ``TRANSACTION_NOT_FOUND``; for ``simulate``: a
+  port it cannot listen on).
 * 4: outcome unknown: a transaction was sent but its result never arrived
   (or its status is ``INCONCLUSIVE``). The card may have been charged: look it
   up by the custom identifier that is printed, never charge again.
@@ -28,7 +31,8 @@ Strategy: this module only parses arguments and runs one handler, mapping a
 usage error or a Ctrl-C to its exit code; each handler lives in a private module
 by responsibility: ``_cli_commands`` (the commands that talk to a PayServer,
 and the one mapping of SDK errors to exit codes), ``_cli_simulate``,
-``_cli_demo`` (loaded only when ``demo`` runs), on top of ``_cli_console``
+``_cli_demo`` (loaded only when ``demo`` runs), ``_cli_charge`` (the charge
+driver), ``_cli_probe`` (which scheme a port speaks), on top of ``_cli_console``
 (terminal output) and ``_cli_common`` (exit codes and what every command
 shares, re-exported here).
 """
@@ -63,7 +67,7 @@ from ._cli_common import (
     err,
     missing_simulator_extra,
 )
-from ._cli_simulate import cmd_simulate
+from ._cli_simulate import FAULT_KINDS, cmd_simulate
 from ._money import exact, minor_units
 
 __all__ = [
@@ -80,7 +84,16 @@ _AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _EXIT_CODES = (
     "exit codes: 0 approved/accepted, 1 declined or aborted, 2 usage error, "
-    "3 connection or server error, 4 outcome unknown (look it up, never retry)"
+    "3 connection or server error, 4 outcome unknown (look it up, never retry), "
+    "130 interrupted before anything was sent"
+)
+_DEMO_EXIT_CODES = (
+    "exit codes: 0 every step ended as expected, 1 a step did not, 2 usage error "
+    "(--ws without the simulator extra), 130 interrupted"
+)
+_SIMULATE_EXIT_CODES = (
+    "exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 usage error (a bad fault, the "
+    "WebSocket server without the simulator extra), 3 a port cannot be listened on"
 )
 
 
@@ -181,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "demo",
         parents=[common],
+        epilog=_DEMO_EXIT_CODES,
         help="walk through every kind of payment against a built-in simulator",
         description=(
             "Start a simulated PayServer in this process and walk through a login, a "
@@ -201,20 +215,39 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = _command(
         commands,
         "simulate",
-        parents=[common],
         help="run the PayServer simulator until Ctrl-C",
+        epilog=_SIMULATE_EXIT_CODES,
         description=(
             "Run the embedded PayServer simulator. Amounts follow the payworks test "
             "card: 10.00 signature, 40.00 PIN, 100.00 declined; cents .01 application "
             "menu, .02 credit/debit, .03 DCC, .09 slow card (time to abort)."
         ),
     )
-    simulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
     simulate.add_argument(
-        "--tcp-port", type=_port, default=4245, help="framed TCP port (0: any free port)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log every message sent and received, secrets redacted (default: connections, "
+        "logins and outcomes only); twice: also the WebSocket library's own debug log",
     )
     simulate.add_argument(
-        "--ws-port", type=_port, default=8080, help="WebSocket port (0: any free port)"
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    simulate.add_argument(
+        "--tcp-port",
+        metavar="PORT",
+        type=_port,
+        default=4245,
+        help="framed TCP port; 0: any free port, none: no TCP server (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--ws-port",
+        metavar="PORT",
+        type=_port,
+        default=8080,
+        help="WebSocket port; 0: any free port, none: no WebSocket server, which needs "
+        "the simulator extra (default: %(default)s)",
     )
     simulate.add_argument(
         "--merchant",
@@ -226,19 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a merchant that may log in (repeatable; none: any id with a secret)",
     )
     simulate.add_argument(
-        "--step-delay", type=_seconds, default=0.4, help="seconds between reader steps"
+        "--step-delay",
+        metavar="S",
+        type=_seconds,
+        default=0.4,
+        help="seconds between reader steps (default: %(default)s)",
     )
     simulate.add_argument(
         "--slow-presentation",
+        metavar="S",
         type=_seconds,
         default=3.0,
-        help="seconds the card takes to appear for .09 amounts (time to abort)",
+        help="seconds the card takes to appear for .09 amounts, time to abort "
+        "(default: %(default)s)",
     )
     simulate.add_argument(
         "--action-timeout",
+        metavar="S",
         type=_positive_seconds,
         default=60.0,
-        help="seconds a reader waits for an answer to its question before aborting",
+        help="seconds a reader waits for an answer to its question before aborting "
+        "(default: %(default)s)",
     )
     simulate.add_argument(
         "--fault",
@@ -246,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         action="append",
         default=[],
-        help="inject a fault, e.g. drop-after=3, byte-by-byte, late-response=2 (repeatable)",
+        help="inject a fault (repeatable); the kinds: " + ", ".join(FAULT_KINDS),
     )
     simulate.set_defaults(handler=cmd_simulate)
 
@@ -265,10 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"${SECRET_ENV} or asked for",
     )
     remote.add_argument(
-        "--provider-mode", type=_provider_mode, default="TEST", help="provider mode (TEST)"
+        "--provider-mode",
+        metavar="MODE",
+        type=_provider_mode,
+        default="TEST",
+        help="the provider mode to log in with: "
+        + ", ".join(mode.value for mode in m.ProviderMode)
+        + " (default: %(default)s)",
     )
     remote.add_argument(
         "--timeout",
+        metavar="S",
         type=_positive_seconds,
         default=30.0,
         help="seconds to wait for a plain answer: login, lookup, abort (default: %(default)s)",
@@ -342,17 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
         amend.add_argument("transaction", metavar="TRANSACTION_ID", help="the charge's identifier")
         amend.add_argument("--amount", type=parse_amount, help="partial amount (with --currency)")
         amend.add_argument("--currency", type=parse_currency, help="currency of --amount")
-        amend.add_argument("--subject")
-        amend.add_argument("--custom-identifier")
+        amend.add_argument("--subject", help=f"what the {name} is for (on the receipt)")
+        amend.add_argument(
+            "--custom-identifier",
+            help=f"your reference for the {name}, for lookups (default: a fresh one)",
+        )
         amend.add_argument("--receipts", action="store_true", help="print the receipts")
         amend.set_defaults(handler=cmd_amend, kind=name)
 
     tip = _command(commands, "tip-adjust", parents=[remote], help="add a tip to a charge")
     tip.add_argument("transaction", metavar="TRANSACTION_ID", help="the charge's identifier")
     tip.add_argument("tip", metavar="TIP", type=parse_amount, help="the tip, e.g. 2.00")
-    tip.add_argument("currency", metavar="CURRENCY", type=parse_currency)
-    tip.add_argument("--subject")
-    tip.add_argument("--custom-identifier")
+    tip.add_argument(
+        "currency", metavar="CURRENCY", type=parse_currency, help="the charge's currency, e.g. EUR"
+    )
+    tip.add_argument("--subject", help="what the tip adjust is for (on the receipt)")
+    tip.add_argument(
+        "--custom-identifier",
+        help="your reference for the tip adjust, for lookups (default: a fresh one)",
+    )
     tip.add_argument("--receipts", action="store_true", help="print the receipts")
     tip.set_defaults(handler=cmd_amend, kind="tip-adjust", amount=None)
 
@@ -376,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(name, epilog=_EXIT_CODES, **kwargs)
+    kwargs.setdefault("epilog", _EXIT_CODES)
+    parser: argparse.ArgumentParser = commands.add_parser(name, **kwargs)
     return parser
 
 

@@ -22,6 +22,7 @@ import pytest
 import trustme
 
 from payprotocol.cli import main
+from payprotocol.errors import ServerError
 
 from ..support.cli import (
     ANSWERS,
@@ -45,7 +46,7 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulate]:
-    with Simulate("--merchant", f"{MERCHANT}:{SECRET}") as simulator:
+    with Simulate("--merchant", f"{MERCHANT}:{SECRET}", "-v") as simulator:  # logs every message
         yield simulator
 
 
@@ -108,7 +109,7 @@ def test_demo_is_fast_enough_and_secret_free() -> None:
 
 @posix_only
 def test_simulate_prints_real_ports_and_stops_cleanly_on_ctrl_c() -> None:
-    with Simulate("--merchant", f"{MERCHANT}:{SECRET}") as simulator:
+    with Simulate("--merchant", f"{MERCHANT}:{SECRET}", "-v") as simulator:
         assert not simulator.tcp_url.endswith(":0")
         assert not simulator.ws_url.startswith("ws://127.0.0.1:0/")
         done = run_cli(*remote(simulator, "devices"))
@@ -118,7 +119,7 @@ def test_simulate_prints_real_ports_and_stops_cleanly_on_ctrl_c() -> None:
     out = simulator.stdout.text(settle=0.2)
     err = simulator.stderr.text(settle=0.2)
     assert "Stopping the simulator" in out
-    assert "LOGIN_MERCHANT_REQUEST" in err  # every message is logged ...
+    assert "LOGIN_MERCHANT_REQUEST" in err  # every message is logged (-v) ...
     assert SECRET not in out + err  # ... with the secret redacted
 
 
@@ -496,7 +497,7 @@ def test_demo_names_the_step_that_went_wrong(
     monkeypatch.setattr(_cli_demo._Tour, "lookup", wrong_lookup)
     assert main(["demo", "--fast"]) == 1
     out = capsys.readouterr().out
-    assert "demo FAILED: step 7 (Look the 10.00 charge up by custom identifier)" in out
+    assert "demo FAILED: step 7 (Look up the 10.00 charge)" in out
 
 
 # --- amounts and currencies (issue 12) ------------------------------------------------------
@@ -680,3 +681,139 @@ def test_a_port_clash_says_which_port(which: str) -> None:
     name = "framed TCP" if which == "tcp" else "WebSocket"
     assert f"cannot listen: 127.0.0.1:{port} ({name}): Address already in use" in done.stderr
     assert ("--tcp-port" if which == "tcp" else "--ws-port") in done.stderr
+
+
+# --- help, logging, faults, receipts, widths ----------------------------------------------
+
+
+COMMANDS = ("demo", "simulate", "devices", "charge", "refund", "capture", "tip-adjust", "lookup")
+
+
+def test_every_argument_has_help_text() -> None:
+    import argparse
+
+    from payprotocol.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, sub_name)
+            elif not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "payprotocol")
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_shows_defaults_and_only_the_exit_codes_that_apply(name: str) -> None:
+    done = run_cli(name, "--help")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # argparse wraps lines
+    payment_codes = "4 outcome unknown (look it up, never retry), 130 interrupted"
+    assert (payment_codes in text) == (name not in ("demo", "simulate")), text
+    assert "exit codes:" in text
+    if name == "simulate":
+        for default in ("(default: 0.4)", "(default: 3.0)", "(default: 60.0)", "(default: 4245)"):
+            assert default in text
+        assert "0 stopped by Ctrl-C or SIGTERM" in text
+    if name == "demo":
+        assert "0 every step ended as expected, 1 a step did not" in text
+    if name not in ("demo", "simulate"):
+        assert "(default: 30.0)" in text and "(default: TEST)" in text
+
+
+def test_a_bad_fault_lists_the_kinds() -> None:
+    done = run_cli("simulate", "--tcp-port", "0", "--ws-port", "0", "--fault", "bogus")
+    assert done.returncode == 2
+    assert "FaultPlan" not in done.stderr
+    for kind in ("byte-by-byte", "drop-after=K", "malformed=huge-length", "unknown-message"):
+        assert kind in done.stderr
+
+
+def test_the_listed_fault_kinds_are_the_ones_the_simulator_parses() -> None:
+    from payprotocol._cli_simulate import FAULT_KINDS
+    from payprotocol.simulator import FaultPlan
+
+    for kind in FAULT_KINDS:
+        spec = kind.replace("[=S]", "").replace("=S", "=1").replace("=K", "=2").split("|")[0]
+        assert FaultPlan.parse([spec]).active, spec
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("flags", "connections", "messages", "library"),
+    [([], True, False, False), (["-v"], True, True, False), (["-vv"], True, True, True)],
+)
+def test_simulate_verbosity_does_what_its_help_says(
+    flags: list[str], connections: bool, messages: bool, library: bool
+) -> None:
+    with Simulate("--merchant", f"{MERCHANT}:{SECRET}", *flags) as simulator:
+        done = run_cli(*remote(simulator, "devices", url=simulator.ws_url))
+        assert done.returncode == 0, done.stderr
+    err = simulator.stderr.text(settle=0.2)
+    assert ("logged in as merchant" in err) == connections
+    assert ("LOGIN_MERCHANT_REQUEST" in err) == messages
+    assert ("DEBUG payprotocol.simulator.websockets" in err) == library
+    assert SECRET not in err
+
+
+def test_receipts_are_separated(sim: Simulate) -> None:
+    done = run_cli(*remote(sim, "charge", "reader1", "10.00", "EUR", "--receipts"))
+    assert done.returncode == 0, done.stderr
+    cut = "- " * 19 + "-"
+    lines = done.stdout.splitlines()
+    cuts = [n for n, line in enumerate(lines) if line == cut]
+    assert len(cuts) == 4, done.stdout
+    merchant = "\n".join(lines[cuts[0] : cuts[1]])
+    customer = "\n".join(lines[cuts[2] : cuts[3]])
+    assert "Merchant Receipt" in merchant and "Customer Receipt" not in merchant
+    assert "Customer Receipt" in customer
+
+
+@pytest.mark.parametrize("transport", ["--tcp", "--ws"])
+def test_every_demo_line_fits_80_columns(transport: str) -> None:
+    done = run_cli("demo", "--fast", transport, timeout=45)
+    assert done.returncode == 0, done.stdout + done.stderr
+    too_wide = [line for line in done.stdout.splitlines() if len(line) > 80]
+    assert too_wide == []
+    assert "Summary" in done.stdout
+
+
+def test_a_failed_demo_fits_80_columns_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from payprotocol import _cli_demo
+
+    def failing_lookup(self: object, step: object, charge: object) -> None:
+        raise ServerError("INTERNAL_ERROR", "a long explanation " * 8)
+
+    monkeypatch.setattr(_cli_demo._Tour, "lookup", failing_lookup)
+    assert main(["demo", "--fast"]) == 1
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if len(line) > 80] == []
+    assert "a long explanation" in out and "FAIL" in out
+
+
+def test_the_readme_command_line_section_covers_every_option_and_exit_code() -> None:
+    import argparse
+
+    from payprotocol.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Command line") : readme.index("## The simulator")]
+    missing = []
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in commands.choices.items():
+        assert f"payprotocol {name}" in section
+        for action in parser._actions:
+            options = [o for o in action.option_strings if o not in ("-h", "--help")]
+            if options and not any(f"`{o}" in section or f"[{o}" in section or f" {o} " in section
+                                   for o in options):  # fmt: skip
+                missing.append(f"{name} {options[-1]}")
+    assert missing == []
+    for code in ("`0`", "`1`", "`2`", "`3`", "`4`", "`130`"):
+        assert code in section

@@ -65,7 +65,7 @@ def test_refund_and_lookup(sim: Simulate) -> None:
 
 
 def test_outcome_unknown_looks_the_payment_up_instead_of_charging_again() -> None:
-    with Simulate("--fault", "drop-after=3") as simulator:
+    with Simulate("--fault", "drop-after=3", "-v") as simulator:  # -v: logs every message
         code, out, err = run_sample("outcome_unknown.py", simulator.tcp_url)
         charges = simulator.stderr.text(settle=0.3).count("EXECUTE_TRANSACTION_REQUEST")
     assert code == 0, err
