@@ -9,7 +9,7 @@ example ``executeTransactionRequest.transactionParameters.amount``).
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..models import CreditDebit, Mode, ProviderMode
@@ -93,7 +93,11 @@ class _Object:
             raise InvalidRequest(f"{self._where(key)} must be {sign}")
         decimals = None if currency is None else currency_decimals(currency)
         places = None if decimals is None else Decimal(1).scaleb(-decimals)
-        if places is not None and amount != amount.quantize(places, rounding="ROUND_DOWN"):
+        try:
+            exact = places is None or amount == amount.quantize(places, rounding="ROUND_DOWN")
+        except InvalidOperation:  # more digits than any amount has
+            raise InvalidRequest(f"{self._where(key)} is too large") from None
+        if not exact:
             raise InvalidRequest(
                 f"{self._where(key)} has more than {decimals} decimals for {currency}"
             )

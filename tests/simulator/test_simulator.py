@@ -747,3 +747,8 @@ def test_a_tip_adjust_of_a_captured_pre_authorisation_adds_to_the_captured_amoun
 
 def final_transaction_or_response(messages: List[dict]) -> dict:  # type: ignore[type-arg]
     return messages[-1]
+
+
+def test_an_absurdly_large_amount_is_an_invalid_request(tcp: Peer) -> None:
+    response = tcp.charge("1E+50")[-1]
+    assert error_of(response) == "INVALID_REQUEST" and "too large" in response["error"]["message"]
