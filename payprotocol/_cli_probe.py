@@ -10,8 +10,9 @@ the first bytes of the answer. An HTTP server answers with a status line
 (``HTTP/1.1 400 ...``); a P3 framed-TCP server reads ``GET `` as a length far
 above its frame cap and closes the connection, which is harmless. For
 ``tcp://`` the question is asked when the login has not been answered within
-a second (a real PayServer answers much sooner), so the mistake is named
-quickly; for both schemes it is also asked after the connection failed.
+3 s (a PayServer answers sooner; one that does not only sees one extra
+connection it refuses), so the mistake is named in about 3 s instead of 10;
+for both schemes it is also asked after the connection failed.
 Only ``tcp://`` and ``ws://`` are checked (TLS would need its own handshake).
 """
 
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["SchemeCheck", "answers_http"]
 
-_ASK_AFTER = 1.0  # s without a login answer before a tcp:// port is asked
+_ASK_AFTER = 3.0  # s without a login answer before a tcp:// port is asked
 _PROBE_TIMEOUT = 2.0
 
 
