@@ -339,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Charge a card. The reader's lines are shown live; questions from the reader "
             "(signature, application, credit/debit, currency conversion) are asked on the "
-            "terminal and answered from standard input. Ctrl-C aborts while the reader "
-            "allows it."
+            "terminal, or answered by the flags below (a script without a terminal gives all "
+            "four). Ctrl-C aborts while the reader allows it."
         ),
     )
     charge.add_argument("device", metavar="DEVICE", help="reader resource, identifier or name")
@@ -356,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="pre-authorise only; capture later with 'payprotocol capture'",
     )
-    charge.add_argument("--receipts", action="store_true", help="print the receipts")
+    charge.add_argument(
+        "--receipts", action="store_true", help="print the receipts, each between cut lines"
+    )
     answers = charge.add_argument_group(
         "answers given up front",
         "The reader's questions, answered without asking (needed without a terminal: "
@@ -395,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--custom-identifier",
             help=f"your reference for the {name}, for lookups (default: a fresh one)",
         )
-        amend.add_argument("--receipts", action="store_true", help="print the receipts")
+        amend.add_argument(
+            "--receipts", action="store_true", help="print the receipts, each between cut lines"
+        )
         amend.set_defaults(handler=cmd_amend, kind=name)
 
     tip = _command(commands, "tip-adjust", parents=[remote], help="add a tip to a charge")
@@ -409,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--custom-identifier",
         help="your reference for the tip adjust, for lookups (default: a fresh one)",
     )
-    tip.add_argument("--receipts", action="store_true", help="print the receipts")
+    tip.add_argument(
+        "--receipts", action="store_true", help="print the receipts, each between cut lines"
+    )
     tip.set_defaults(handler=cmd_amend, kind="tip-adjust", amount=None)
 
     lookup = _command(
@@ -426,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
         "transaction", metavar="TRANSACTION_ID", nargs="?", help="the transaction's identifier"
     )
     lookup.add_argument("--custom-identifier", help="the custom identifier given when charging")
-    lookup.add_argument("--receipts", action="store_true", help="print the receipts")
+    lookup.add_argument(
+        "--receipts", action="store_true", help="print the receipts, each between cut lines"
+    )
     lookup.set_defaults(handler=cmd_lookup)
     return parser
 
