@@ -269,3 +269,10 @@ class InTerminal:
         self.returncode = stop(self.process)
         with contextlib.suppress(OSError):
             os.close(self._master)
+
+
+def remote(sim: Simulate, *args: str, url: str = "", answers: bool = True) -> List[str]:
+    """A command against ``sim``; a charge gets its answers up front (no terminal)
+    unless ``answers`` is False (it then asks on the terminal of ``InTerminal``)."""
+    given = list(ANSWERS) if args[0] == "charge" and answers else []
+    return [args[0], "--url", url or sim.tcp_url, "--merchant", MERCHANT, *args[1:], *given]
