@@ -52,11 +52,27 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _relink(match: re.Match[str]) -> str:
+    """A README link as the generated page needs it: the README's paths are
+    relative to the repository root, the page lives in ``docs/_generated``."""
+    image, text, target = match.groups()
+    if re.match(r"[a-z]+:|#", target):
+        return match.group(0)  # a URL or an anchor: as it is
+    if image:
+        if target.startswith("docs/"):
+            return f"![{text}](/{target[len('docs/'):]})"  # "/": the docs' source root
+        return f"![{text}](/../{target})"
+    return f"{text} (`{target}`)"  # a file of the repository: named, not linked
+
+
 def readme_pages(text: str) -> Dict[str, str]:
     """File name -> MyST page for each README section (the section's heading
-    becomes the page title)."""
+    becomes the page title; links to repository files become their names)."""
     return {
-        f"{number:02d}-{slug(title)}.md": f"# {title}\n\n{body}"
+        f"{number:02d}-{slug(title)}.md": f"# {title}\n\n{_LINK.sub(_relink, body)}"
         for number, (title, body) in enumerate(readme_sections(text), start=1)
     }
 

@@ -124,7 +124,8 @@ def test_stop_is_prompt_with_a_silent_peer_in_the_handshake(
 def test_the_chosen_ca_path_is_written_and_left(tmp_path: Path) -> None:
     target = tmp_path / "ca" / "simulator.pem"
     sim = Simulator(FAST, tls=True, ca_path=target)
-    assert sim.ca_path == target and target.read_bytes() == sim.tls.ca_pem  # type: ignore[union-attr]
+    assert sim.tls is not None
+    assert sim.ca_path == target and target.read_bytes() == sim.tls.ca_pem
     del sim
     assert target.exists()
 

@@ -41,6 +41,17 @@ def test_sections_ignore_headings_in_code(p3docs: ModuleType) -> None:
     assert p3docs.readme_pages(text)["02-two.md"] == "# Two\n\nb\n"
 
 
+def test_readme_links_are_rewritten_for_the_generated_pages(p3docs: ModuleType) -> None:
+    text = (
+        "## S\nSee [the sample](samples/tk_pos.py), [P3](https://example.org/p3), "
+        "[below](#threads) and ![till](docs/images/tk_pos.png).\n"
+    )
+    page = p3docs.readme_pages(text)["01-s.md"]
+    assert "the sample (`samples/tk_pos.py`)" in page
+    assert "[P3](https://example.org/p3)" in page and "[below](#threads)" in page
+    assert "![till](/images/tk_pos.png)" in page
+
+
 def test_every_readme_section_is_a_guide_page(p3docs: ModuleType) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     titles = [line[3:].strip() for line in readme.splitlines() if line.startswith("## ")]
