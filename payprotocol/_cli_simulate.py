@@ -76,7 +76,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     _configure_simulator_logging(args.verbose)
     _stop_on_signals()
-    simulator = Simulator(config)
+    if args.write_ca and not args.tls:
+        raise UsageError("--write-ca goes with --tls")
+    try:
+        simulator = Simulator(config, tls=args.tls, ca_path=args.write_ca)
+    except RuntimeError as exc:  # --tls without trustme
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # --write-ca to a path we cannot write
+        raise UsageError(f"cannot write the CA certificate: {exc}") from None
     try:
         simulator.start()
     except OSError as exc:
@@ -88,6 +95,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             out(f"  TCP:       {simulator.tcp_url}")
         if config.ws_port is not None:
             out(f"  WebSocket: {simulator.ws_url}")
+        if simulator.tls is not None:
+            out(f"  TLS CA:    {simulator.ca_path} (trust it: --cafile {simulator.ca_path})")
         merchants = ", ".join(sorted(config.merchants)) or "any identifier with a secret"
         out(f"  merchants: {merchants}")
         readers = ", ".join(f"{d.resource} ({d.name})" for d in config.devices)

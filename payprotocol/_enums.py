@@ -42,6 +42,11 @@ class WireEnum(str, enum.Enum):
 
 
 class ProviderMode(WireEnum):
+    """``providerMode`` of ``LOGIN_MERCHANT_REQUEST``: which payment provider
+    environment the PayServer uses (``TEST`` for test cards, ``LIVE`` for real
+    money; ``MOCK`` and ``JUNGLE`` for development, ``*_FIXED`` variants pinned).
+    """
+
     MOCK = "MOCK"
     JUNGLE = "JUNGLE"
     TEST = "TEST"
@@ -51,12 +56,16 @@ class ProviderMode(WireEnum):
 
 
 class DeviceType(WireEnum):
+    """``type`` of a card reader (a ``Device`` of ``LOGIN_MERCHANT_RESPONSE``)."""
+
     MOCK = "MOCK"
     MIURA = "MIURA"
     VERIFONE = "VERIFONE"
 
 
 class Comlink(WireEnum):
+    """``comlink`` of a card reader: how the PayServer reaches it."""
+
     MOCK = "MOCK"
     WIFI = "WIFI"
     USB = "USB"
@@ -64,11 +73,18 @@ class Comlink(WireEnum):
 
 
 class Mode(WireEnum):
+    """``mode`` of ``EXECUTE_TRANSACTION_REQUEST`` and ``AMEND_TRANSACTION_REQUEST``:
+    ``ONLINE`` (authorised now) or ``OFFLINE`` (accepted now, authorised later;
+    final status ``ACCEPTED``)."""
+
     ONLINE = "ONLINE"
     OFFLINE = "OFFLINE"
 
 
 class TransactionType(WireEnum):
+    """``type`` of a transaction: a charge, or an amend of one (refund, capture,
+    tip adjust)."""
+
     CHARGE = "CHARGE"
     REFUND = "REFUND"
     CAPTURE = "CAPTURE"
@@ -76,6 +92,12 @@ class TransactionType(WireEnum):
 
 
 class TransactionStatus(WireEnum):
+    """``status`` of a transaction. Final: ``APPROVED``, ``ACCEPTED`` (offline),
+    ``DECLINED``, ``ABORTED``, ``ERROR``. Not final: ``INCONCLUSIVE`` (outcome
+    unknown: look it up again later), ``PENDING``, ``INITIALIZED``. A status
+    this version does not know arrives as a plain ``str`` (treat it as not final).
+    """
+
     APPROVED = "APPROVED"
     ACCEPTED = "ACCEPTED"
     DECLINED = "DECLINED"
@@ -87,6 +109,7 @@ class TransactionStatus(WireEnum):
 
     @property
     def is_final(self) -> bool:
+        """Whether a transaction with this status will never change."""
         return is_final_status(self)
 
 
@@ -104,6 +127,9 @@ def is_final_status(status: Union[TransactionStatus, str, None]) -> bool:
 
 
 class ProcessState(WireEnum):
+    """``state`` of the reader in an ``EXECUTE_TRANSACTION_UPDATE`` (what the
+    reader is doing now; the two display lines are in ``information``)."""
+
     CREATED = "CREATED"
     CONNECTING_TO_ACCESSORY = "CONNECTING_TO_ACCESSORY"
     PREPARING = "PREPARING"
@@ -120,6 +146,11 @@ class ProcessState(WireEnum):
 
 
 class ActionType(WireEnum):
+    """``type`` of an ``EXECUTE_TRANSACTION_ACTION``: the question the reader asks
+    the POS, answered with ``SUBMIT_SIGNATURE_REQUEST``,
+    ``SUBMIT_APPLICATION_SELECTION_REQUEST``, ``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``
+    or ``SUBMIT_DCC_SELECTION_REQUEST``."""
+
     SIGNATURE = "SIGNATURE"
     APPLICATION_SELECTION = "APPLICATION_SELECTION"
     CREDIT_DEBIT_SELECTION = "CREDIT_DEBIT_SELECTION"
@@ -127,16 +158,25 @@ class ActionType(WireEnum):
 
 
 class CreditDebit(WireEnum):
+    """The answer to a ``CREDIT_DEBIT_SELECTION`` action
+    (``SUBMIT_CREDIT_DEBIT_SELECTION_REQUEST``)."""
+
     CREDIT = "CREDIT"
     DEBIT = "DEBIT"
 
 
 class Status(WireEnum):
+    """``status`` of a message envelope: ``OK``, or ``ERROR`` with an error object."""
+
     OK = "OK"
     ERROR = "ERROR"
 
 
 class ErrorType(WireEnum):
+    """``error.type`` of an ``ERROR`` response (p3-protocol.md 3.7): why the
+    PayServer refused a request (:class:`~payprotocol.ServerError`
+    ``.error_type``)."""
+
     INVALID_REQUEST = "INVALID_REQUEST"
     UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
     NOT_LOGGED_IN = "NOT_LOGGED_IN"

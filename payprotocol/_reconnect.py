@@ -47,6 +47,8 @@ class ReconnectPolicy:
     max_attempts: Optional[int] = None
 
     def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (0 first): the
+        exponential backoff, capped, with jitter."""
         base = min(self.max_delay, self.initial_delay * self.multiplier**attempt)
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 

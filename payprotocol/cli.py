@@ -289,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="inject a fault (repeatable); the kinds: " + ", ".join(FAULT_KINDS),
     )
+    simulate.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve tls:// and wss:// (certificate for 127.0.0.1 and localhost, made at "
+        "start; its CA is written to a file to pass as --cafile)",
+    )
+    simulate.add_argument(
+        "--write-ca",
+        metavar="PEM",
+        help="with --tls: write the CA certificate here (default: a temporary file, "
+        "removed at exit)",
+    )
     simulate.set_defaults(handler=cmd_simulate)
 
     remote = argparse.ArgumentParser(add_help=False, parents=[common])

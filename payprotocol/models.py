@@ -171,6 +171,9 @@ class LoginMerchantResponse:
 
 @attrs.frozen
 class StatusDetails:
+    """``statusDetails`` of a transaction: a ``code`` and a ``description``
+    of why it ended as it did (for example a decline reason)."""
+
     code: Optional[str] = None
     description: Optional[str] = None
     extra_fields: Dict[str, Any] = _extra()
@@ -178,6 +181,9 @@ class StatusDetails:
 
 @attrs.frozen
 class CardDetails:
+    """``cardDetails`` of a transaction: the card's scheme, masked number,
+    holder and expiry (never the full number)."""
+
     scheme: Optional[str] = None
     masked_card_number: Optional[str] = None
     cardholder_name: Optional[str] = None
@@ -189,6 +195,9 @@ class CardDetails:
 
 @attrs.frozen
 class PaymentDetails:
+    """``paymentDetails`` of a transaction: how the card was read (``source``)
+    and how the cardholder was verified (``cvm``)."""
+
     source: Optional[str] = None
     cvm: Optional[str] = None
     extra_fields: Dict[str, Any] = _extra()
@@ -196,6 +205,8 @@ class PaymentDetails:
 
 @attrs.frozen
 class ReceiptLine:
+    """One line of a :class:`Receipt`: a ``key``, its ``label`` and ``value``."""
+
     key: str
     label: Optional[str] = None
     value: Optional[str] = None
@@ -288,6 +299,9 @@ class ProcessSteps:
 
 @attrs.frozen
 class ProcessParameters:
+    """``processParameters`` of ``EXECUTE_TRANSACTION_REQUEST``: optional
+    :class:`ProcessSteps` that change how the reader runs the transaction."""
+
     steps: Optional[ProcessSteps] = None
     extra_fields: Dict[str, Any] = _extra()
 
@@ -320,6 +334,9 @@ class ExecuteTransactionUpdate:
 
 @attrs.frozen
 class Application:
+    """An application on the card (``identifier``, ``name``), offered in an
+    ``APPLICATION_SELECTION`` action."""
+
     identifier: str
     name: Optional[str] = None
     extra_fields: Dict[str, Any] = _extra()
@@ -327,12 +344,19 @@ class Application:
 
 @attrs.frozen
 class ApplicationSelection:
+    """``applicationSelection`` of an ``EXECUTE_TRANSACTION_ACTION``: the
+    applications to choose from (answer with ``SUBMIT_APPLICATION_SELECTION_REQUEST``)."""
+
     applications: List[Application] = attrs.field(factory=list)
     extra_fields: Dict[str, Any] = _extra()
 
 
 @attrs.frozen
 class DccSelection:
+    """``dccSelection`` of an ``EXECUTE_TRANSACTION_ACTION``: the shopper's
+    amount converted to the card's currency, rate and markup (answer with
+    ``SUBMIT_DCC_SELECTION_REQUEST``)."""
+
     original_amount: Optional[Decimal] = None
     original_currency: Optional[str] = None
     converted_amount: Optional[Decimal] = None
@@ -535,6 +559,7 @@ class Message:
 
     @property
     def is_error(self) -> bool:
+        """Whether this is an ``ERROR`` response (an error object or ``status`` ``ERROR``)."""
         # A str comparison matches Status.ERROR too, without the enum lookup.
         return self.error is not None or self.status == "ERROR"
 

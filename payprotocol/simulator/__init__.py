@@ -11,7 +11,8 @@ For tests, demos and development without a card reader::
 The amount decides the outcome, like the payworks test card (see
 :mod:`payprotocol.simulator.cards`): 10.00 asks for a signature and is approved,
 40.00 asks for a PIN and is approved, 100.00 is declined. The WebSocket side
-needs the ``websockets`` package (the ``simulator`` extra).
+needs the ``websockets`` package, TLS (``Simulator(tls=True)``) the ``trustme``
+package: both come with the ``simulator`` extra.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .config import SimulatedDevice, SimulatorConfig
 from .faults import MALFORMED_KINDS, FaultPlan
 from .server import Simulator
 from .store import TransactionStore
+from .tls import SimulatorTls
 
 __all__ = [
     "MALFORMED_KINDS",
@@ -29,6 +31,7 @@ __all__ = [
     "SimulatedDevice",
     "Simulator",
     "SimulatorConfig",
+    "SimulatorTls",
     "TransactionStore",
     "card_script",
 ]

@@ -28,6 +28,7 @@ class SimulatedDevice:
 
     @property
     def resource(self) -> str:
+        """``devices/<identifier>``: how P3 messages address this reader."""
         return f"devices/{self.identifier}"
 
 

@@ -1,43 +1,32 @@
-"""Sockets of the simulated PayServer: framed TCP and WebSocket, both at once.
+"""The simulated PayServer's listeners: framed TCP and WebSocket, both at once,
+plain or both in TLS.
 
-Each connection has a reader (the TCP thread we start, or the handler thread
-``websockets`` starts) that feeds a :class:`~.engine.Session`, and a writer
-thread that drains a small scheduled queue. What a fault plan makes of a
-message (extra fields, extra messages, delays, the close) is decided by the
-pure functions of :mod:`payprotocol.simulator.faults`; this module only
-serialises, schedules and writes. The writer exists for the faults: delayed
-and late responses are queued with a due time, coalesced messages are
-gathered for a short window and written at once, and the "drop after K" close
-is just one more queued item, so it happens exactly after the K-th message.
-
-A connection whose peer breaks the framing or sends something that is not a
-UTF-8 JSON object is closed; the server and every other connection go on.
+Strategy: :class:`Simulator` owns the listening sockets, the accept threads
+and the set of live connections (:mod:`payprotocol.simulator.connections`
+reads, writes and injects faults; :mod:`payprotocol.simulator.engine` plays
+P3). Stop closes the listeners first, then every connection, and joins each
+thread with a bound. With TLS, the framed TCP side wraps each accepted socket
+(the handshake runs on that connection's thread, never the accept loop) and
+``websockets`` gets the same server context (:mod:`payprotocol.simulator.tls`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import itertools
 import logging
-import os
 import socket
+import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, List, Optional, Set
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Set, Union
 
-import attrs
-
-from ..codec import dumps, message_to_wire, redacted_text
-from ..errors import ProtocolViolationError
-from ..framing import FrameDecoder, encode_frame
-from ..models import Message
-from . import faults
 from .config import SimulatorConfig
-from .engine import PayServerEngine, Session
+from .connections import JOIN_TIMEOUT, TcpConnection, WsConnection
+from .engine import PayServerEngine
 from .faults import FaultPlan
-from .outbox import Outbox, TransactionContext
+from .listeners import listen, peer_name
 from .store import TransactionStore
+from .tls import SimulatorTls
 
 if TYPE_CHECKING:
     from websockets.sync.server import Server as WsServer
@@ -46,298 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Simulator"]
 
 log = logging.getLogger("payprotocol.simulator")
-
-_JOIN_TIMEOUT = 5.0
-
-
-@attrs.frozen
-class _Item:
-    """One thing for the writer: a message, a malformed payload, or the close."""
-
-    kind: str  # "message", "malformed" or "close"
-    text: str = ""
-    byte_by_byte: bool = False
-    coalesce: bool = False
-    window: float = 0.0
-
-
-_CLOSE = _Item("close")
-
-
-class _Connection(Outbox):
-    """A client connection as the engine sees it: an outbox with faults."""
-
-    transport = "?"
-
-    def __init__(self, simulator: Simulator, engine: PayServerEngine, peer: str) -> None:
-        self._simulator = simulator
-        self.peer = peer
-        self.closed = False
-        self._cond = threading.Condition()
-        self._queue: List[tuple[float, int, _Item]] = []
-        self._sequence = itertools.count()
-        self._terminated = False  # the writer must stop now
-        self._writer = threading.Thread(
-            target=self._write_loop, name=f"p3sim-writer-{peer}", daemon=True
-        )
-        self.session: Session = engine.open_session(self, f"{self.transport} {peer}")
-
-    # --- Outbox --------------------------------------------------------------
-
-    def send(
-        self,
-        message: Message,
-        *,
-        transaction: Optional[TransactionContext] = None,
-        final: bool = False,
-    ) -> None:
-        plan = self._simulator.faults
-        wire = message_to_wire(message)
-        with self._cond:
-            if self.closed:
-                log.debug("%s: dropped (connection closed): %s", self.peer, message.type)
-                return
-            if transaction is not None:
-                transaction.sent += 1
-            out = faults.outgoing(plan, wire, final=final, transaction=transaction)
-            for payload in out.payloads:
-                self._put(self._item(plan, payload), out.delay)
-            if out.close:
-                log.info("%s: fault drop-after=%d: closing", self.peer, plan.drop_after)
-                self._put(_CLOSE, out.delay)
-                self.closed = True  # nothing after the K-th message
-
-    def close(self) -> None:
-        """Close now, discarding whatever is still queued."""
-        with self._cond:
-            self.closed = True
-            self._terminated = True
-            self._queue.clear()
-            self._cond.notify_all()
-        self._abort_transport()
-
-    # --- queue ----------------------------------------------------------------
-
-    def _put(self, item: _Item, delay: float) -> None:
-        heapq.heappush(self._queue, (time.monotonic() + delay, next(self._sequence), item))
-        self._cond.notify_all()
-
-    def _item(self, plan: FaultPlan, payload: faults.Payload) -> _Item:
-        """Serialise one payload for the writer."""
-        if isinstance(payload, faults.Malformed):
-            log.info("%s: fault malformed=%s", self.peer, payload.kind)
-            return _Item("malformed", payload.kind)
-        text = dumps(payload)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s <- %s", self.peer, redacted_text(text))
-        return _Item("message", text, plan.byte_by_byte, plan.coalesce, plan.coalesce_window)
-
-    def _take_due(self, block: bool) -> List[_Item]:
-        """The items due now (waiting for the first one when ``block``)."""
-        with self._cond:
-            while True:
-                if self._terminated:
-                    return [_CLOSE]
-                now = time.monotonic()
-                due = []
-                while self._queue and self._queue[0][0] <= now:
-                    due.append(heapq.heappop(self._queue)[2])
-                if due or not block:
-                    return due
-                self._cond.wait(self._queue[0][0] - now if self._queue else None)
-
-    def _write_loop(self) -> None:
-        try:
-            while True:
-                items = self._take_due(block=True)
-                if items[0].coalesce and items[0].kind != "close":
-                    time.sleep(items[0].window)  # let more messages pile up
-                    items += self._take_due(block=False)
-                batch: List[_Item] = []
-                for item in items:
-                    if item.kind == "close":
-                        self._write(batch)
-                        self._drop()
-                        return
-                    batch.append(item)
-                self._write(batch)
-        except (OSError, _WriteFailed) as exc:
-            log.debug("%s: write failed: %s", self.peer, exc)
-            self.close()
-
-    def _write(self, items: List[_Item]) -> None:
-        raise NotImplementedError
-
-    def _drop(self) -> None:
-        """End the connection abruptly (the drop-after fault, or close())."""
-        raise NotImplementedError
-
-    def _abort_transport(self) -> None:
-        raise NotImplementedError
-
-    def _connection_ended(self) -> None:
-        """The reader is done: stop the writer, tell the engine."""
-        self.close()
-        self.session.close()
-        if self._writer.is_alive() and self._writer is not threading.current_thread():
-            self._writer.join(_JOIN_TIMEOUT)
-        log.info("%s %s: connection closed", self.transport, self.peer)
-
-
-class _WriteFailed(Exception):
-    pass
-
-
-# --- framed TCP -------------------------------------------------------------------
-
-
-class _TcpConnection(_Connection):
-    transport = "tcp"
-
-    def __init__(
-        self, simulator: Simulator, engine: PayServerEngine, sock: socket.socket, peer: str
-    ) -> None:
-        self.sock = sock
-        super().__init__(simulator, engine, peer)
-
-    def serve(self) -> None:
-        """Reader thread: bytes -> frames -> session, until EOF or a violation."""
-        log.info("tcp %s: connected", self.peer)
-        self._writer.start()
-        decoder = FrameDecoder(self._simulator.config.max_frame_size)
-        try:
-            while not self._terminated:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                for body in decoder.feed(data):
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("%s -> %s", self.peer, redacted_text(body))
-                    self.session.handle(body)
-        except ProtocolViolationError as exc:
-            log.warning("tcp %s: closing, the client broke the protocol: %s", self.peer, exc)
-        except OSError as exc:
-            log.debug("tcp %s: read ended: %s", self.peer, exc)
-        finally:
-            self._connection_ended()
-            self.sock.close()
-
-    def _write(self, items: List[_Item]) -> None:
-        if not items:
-            return
-        chunks = [
-            faults.malformed_frame(item.text)
-            if item.kind == "malformed"
-            else encode_frame(item.text.encode("utf-8"))
-            for item in items
-        ]
-        if items[0].byte_by_byte:
-            for byte in b"".join(chunks):
-                if self._terminated:
-                    raise _WriteFailed("connection closed")
-                self.sock.sendall(bytes((byte,)))
-        else:
-            self.sock.sendall(b"".join(chunks))  # coalesced: one write for the batch
-
-    def _drop(self) -> None:
-        self._abort_transport()
-
-    def _abort_transport(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv()
-
-
-# --- WebSocket --------------------------------------------------------------------
-
-
-class _WsConnection(_Connection):
-    transport = "ws"
-
-    def __init__(
-        self, simulator: Simulator, engine: PayServerEngine, ws: ServerConnection, peer: str
-    ) -> None:
-        self.ws = ws
-        super().__init__(simulator, engine, peer)
-
-    def serve(self) -> None:
-        """Handler thread of ``websockets``: one text message = one P3 message."""
-        from websockets.exceptions import ConnectionClosed
-        from websockets.frames import CloseCode
-
-        log.info("ws %s: connected", self.peer)
-        self._writer.start()
-        try:
-            for payload in self.ws:
-                if isinstance(payload, bytes):
-                    log.warning("ws %s: closing, binary message (P3 uses text)", self.peer)
-                    self.ws.close(CloseCode.UNSUPPORTED_DATA, "P3 messages are text")
-                    break
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("%s -> %s", self.peer, redacted_text(payload))
-                try:
-                    self.session.handle(payload)
-                except ProtocolViolationError as exc:
-                    log.warning("ws %s: closing, the client broke the protocol: %s", self.peer, exc)
-                    self.ws.close(CloseCode.INVALID_DATA, "not a P3 JSON object")
-                    break
-        except ConnectionClosed:
-            pass
-        finally:
-            self._connection_ended()
-
-    def _write(self, items: List[_Item]) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            for item in items:
-                if item.kind == "malformed":
-                    self.ws.send(
-                        faults.malformed_ws_message(
-                            item.text, self._simulator.config.max_frame_size
-                        )
-                    )
-                elif item.byte_by_byte:
-                    self.ws.send(iter(item.text))  # a fragmented message, one char per frame
-                else:
-                    self.ws.send(item.text)
-        except ConnectionClosed as exc:
-            raise _WriteFailed(str(exc)) from None
-
-    def _drop(self) -> None:
-        self._abort_transport()
-
-    def _abort_transport(self) -> None:
-        with contextlib.suppress(OSError):
-            self.ws.socket.shutdown(socket.SHUT_RDWR)  # abrupt, no closing handshake
-
-
-# --- listeners ----------------------------------------------------------------------
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket that a restart can bind again at once."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        if os.name == "nt":
-            # Windows' SO_REUSEADDR would let another process steal the port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined, unused-ignore]
-        else:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(64)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _peer_name(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
 
 
 class Simulator:
@@ -350,6 +47,16 @@ class Simulator:
             ...
             sim.set_faults(FaultPlan.parse(["drop-after=3"]))
 
+    With ``tls=True`` both listeners speak TLS (framed TCP in TLS, WebSocket
+    in TLS) with a certificate for ``127.0.0.1`` and ``localhost`` from a
+    certificate authority made for this simulator (:class:`SimulatorTls`,
+    needs ``trustme``); use :attr:`tls_url` / :attr:`wss_url`, and trust
+    :attr:`ca_path` (written at once; ``ca_path=`` chooses the file) or
+    :meth:`client_ssl_context`::
+
+        with Simulator(tls=True) as sim:
+            client = PayClient(sim.tls_url, ssl_context=sim.client_ssl_context())
+
     It serves every request of the contract (``LOGIN_MERCHANT_REQUEST``,
     ``EXECUTE_TRANSACTION_REQUEST`` with its updates, actions and response, the
     ``SUBMIT_*_REQUEST`` answers, ``ABORT_TRANSACTION_REQUEST``,
@@ -359,9 +66,18 @@ class Simulator:
     """
 
     def __init__(
-        self, config: Optional[SimulatorConfig] = None, *, store: Optional[TransactionStore] = None
+        self,
+        config: Optional[SimulatorConfig] = None,
+        *,
+        store: Optional[TransactionStore] = None,
+        tls: bool = False,
+        ca_path: Union[str, Path, None] = None,
     ) -> None:
+        if ca_path is not None and not tls:
+            raise ValueError("ca_path is for a TLS simulator (tls=True)")
         self.config = config if config is not None else SimulatorConfig()
+        #: The certificate authority and server context (``None`` without TLS).
+        self.tls: Optional[SimulatorTls] = SimulatorTls(ca_path) if tls else None
         self.store = store if store is not None else TransactionStore()
         self._faults = self.config.faults
         self._engine = PayServerEngine(self.config, self.store)
@@ -370,8 +86,8 @@ class Simulator:
         self._stop_event = threading.Event()
         self._tcp_listener: Optional[socket.socket] = None
         self._tcp_thread: Optional[threading.Thread] = None
-        self._tcp_connections: Set[_TcpConnection] = set()
-        self._ws_connections: Set[_WsConnection] = set()
+        self._tcp_connections: Set[TcpConnection] = set()
+        self._ws_connections: Set[WsConnection] = set()
         self._tcp_readers: Set[threading.Thread] = set()
         self._connections_lock = threading.Lock()
         self._ws_server: Optional[WsServer] = None
@@ -396,6 +112,7 @@ class Simulator:
 
     @property
     def running(self) -> bool:
+        """Whether the simulator is listening (between :meth:`start` and :meth:`stop`)."""
         return self._running
 
     @property
@@ -414,13 +131,42 @@ class Simulator:
 
     @property
     def tcp_url(self) -> str:
-        """``tcp://HOST:PORT`` of the framed TCP listener."""
-        return f"tcp://{self._url_host()}:{self.tcp_port}"
+        """``tcp://HOST:PORT`` of the framed TCP listener (``tls://`` with TLS)."""
+        return f"{'tls' if self.tls else 'tcp'}://{self._url_host()}:{self.tcp_port}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://HOST:PORT/PATH`` of the WebSocket listener."""
-        return f"ws://{self._url_host()}:{self.ws_port}{self.config.ws_path}"
+        """``ws://HOST:PORT/PATH`` of the WebSocket listener (``wss://`` with TLS)."""
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{self._url_host()}:{self.ws_port}{self.config.ws_path}"
+
+    @property
+    def tls_url(self) -> str:
+        """``tls://HOST:PORT`` of the framed TCP listener of a TLS simulator."""
+        self._require_tls()
+        return self.tcp_url
+
+    @property
+    def wss_url(self) -> str:
+        """``wss://HOST:PORT/PATH`` of the WebSocket listener of a TLS simulator."""
+        self._require_tls()
+        return self.ws_url
+
+    @property
+    def ca_path(self) -> Path:
+        """The PEM file of the certificate authority that a TLS simulator's
+        clients trust (``payprotocol charge --cafile``)."""
+        return self._require_tls().ca_path
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl_context`` for :class:`~payprotocol.PayClient` that trusts
+        this TLS simulator's certificate authority."""
+        return self._require_tls().client_context()
+
+    def _require_tls(self) -> SimulatorTls:
+        if self.tls is None:
+            raise RuntimeError("this simulator serves no TLS (Simulator(tls=True) does)")
+        return self.tls
 
     def _url_host(self) -> str:
         host = self.config.host
@@ -441,6 +187,8 @@ class Simulator:
                 return self
             self._stop_event.clear()
             self._engine.resume()
+            if self.tls is not None:
+                self.tls.write_ca()  # in case someone removed it since
             try:
                 if self._tcp_port is not None:
                     self._start_tcp(self._tcp_port)
@@ -462,7 +210,7 @@ class Simulator:
             if not self._running:
                 return
             self._running = False
-            self._engine.shutdown(_JOIN_TIMEOUT)
+            self._engine.shutdown(JOIN_TIMEOUT)
             self._stop_servers()
         log.info("simulator stopped")
 
@@ -484,7 +232,7 @@ class Simulator:
     # --- TCP ------------------------------------------------------------------------
 
     def _start_tcp(self, port: int) -> None:
-        listener = _listen(self.config.host, port)
+        listener = listen(self.config.host, port)
         listener.settimeout(0.1)  # the accept loop polls the stop flag
         self._tcp_listener = listener
         self._tcp_port = listener.getsockname()[1]
@@ -503,7 +251,11 @@ class Simulator:
                 break
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _TcpConnection(self, self._engine, sock, _peer_name(address))
+            if self.tls is not None:  # the handshake runs on the connection's thread
+                sock = self.tls.server_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            connection = TcpConnection(self, self._engine, sock, peer_name(address))
             thread = threading.Thread(
                 target=self._serve_tcp, args=(connection,), name="p3sim-tcp", daemon=True
             )
@@ -512,7 +264,7 @@ class Simulator:
                 self._tcp_readers.add(thread)
             thread.start()
 
-    def _serve_tcp(self, connection: _TcpConnection) -> None:
+    def _serve_tcp(self, connection: TcpConnection) -> None:
         try:
             connection.serve()
         finally:
@@ -530,11 +282,12 @@ class Simulator:
                 "the WebSocket simulator needs the 'websockets' package: "
                 "pip install 'payprotocol[simulator]' (or set ws_port=None)"
             ) from exc
-        listener = _listen(self.config.host, port)
+        listener = listen(self.config.host, port)
         self._ws_port = listener.getsockname()[1]
         self._ws_server = serve(
             self._serve_ws,
             sock=listener,
+            ssl=self.tls.server_context if self.tls is not None else None,
             compression=None,
             max_size=self.config.max_frame_size,
             close_timeout=1.0,  # a stop must not hang on a client that stopped reading
@@ -554,7 +307,7 @@ class Simulator:
         return None
 
     def _serve_ws(self, ws: ServerConnection) -> None:
-        connection = _WsConnection(self, self._engine, ws, _peer_name(ws.remote_address))
+        connection = WsConnection(self, self._engine, ws, peer_name(ws.remote_address))
         with self._connections_lock:
             self._ws_connections.add(connection)
         try:
@@ -569,7 +322,7 @@ class Simulator:
         self._stop_event.set()
         if self._tcp_listener is not None:
             if self._tcp_thread is not None:
-                self._tcp_thread.join(_JOIN_TIMEOUT)
+                self._tcp_thread.join(JOIN_TIMEOUT)
             self._tcp_listener.close()
             self._tcp_listener = None
         with self._connections_lock:
@@ -578,7 +331,7 @@ class Simulator:
         for connection in connections:
             connection.close()
         for reader in readers:
-            reader.join(_JOIN_TIMEOUT)
+            reader.join(JOIN_TIMEOUT)
         if self._ws_server is not None:
             # Close the connections ourselves: older websockets releases (15, on
             # Python 3.9) stop accepting at shutdown() but leave them open.
@@ -588,5 +341,5 @@ class Simulator:
                 ws_connection.close()
             self._ws_server.shutdown()
             if self._ws_thread is not None:
-                self._ws_thread.join(_JOIN_TIMEOUT)
+                self._ws_thread.join(JOIN_TIMEOUT)
             self._ws_server = None
