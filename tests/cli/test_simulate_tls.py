@@ -12,7 +12,7 @@ from typing import Iterator, Optional
 
 import pytest
 
-from ..support.cli import MERCHANT, SECRET, LineReader, cli_env, command, run_cli, stop
+from ..support.cli import ANSWERS, MERCHANT, SECRET, LineReader, cli_env, command, run_cli, stop
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -65,7 +65,7 @@ def sim() -> Iterator[SimulateTls]:
 
 def charge(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_cli(
-        "charge", "--url", url, "--merchant", MERCHANT, "reader1", "40.00", "EUR", "--json", *extra
+        "charge", "--url", url, "--merchant", MERCHANT, "reader1", "40.00", "EUR", "--json", *ANSWERS, *extra
     )
 
 
