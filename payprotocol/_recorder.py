@@ -193,6 +193,7 @@ class JournalRecorder(NullRecorder):
                 request.tag,
                 transaction,
                 status=transaction.status or "UNKNOWN",
+                delivered=True,
             )
 
     def refused(self, request: PendingRequest, error: ServerError) -> None:
@@ -205,6 +206,7 @@ class JournalRecorder(NullRecorder):
                 transaction,
                 status=status,
                 error=str(error),
+                delivered=True,
             )
 
     def unknown(self, request: PendingRequest, error: TransactionOutcomeUnknownError) -> None:

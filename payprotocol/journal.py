@@ -449,6 +449,7 @@ class Journal:
         *,
         status: Union[m.TransactionStatus, str],
         error: Optional[str] = None,
+        delivered: bool = False,
     ) -> str:
         """Record a response's outcome for the request journaled under ``tag``.
 
@@ -462,12 +463,19 @@ class Journal:
         logs at ERROR and shows it in :meth:`pending` until a lookup
         (:meth:`record_lookups`) settles it.
 
+        ``delivered`` marks the outcome the caller was given (the response
+        that completed the call): in a conflict it stays the row's ``status``
+        even when a late response was written first, the other one becoming
+        ``conflict_status``.
+
         Returns what happened: ``"settled"``, ``"pending"``, ``"conflict"`` or
         ``"unchanged"``. Raises :class:`JournalError` if ``tag`` was never
         journaled.
         """
         with self._write(synced=False) as db:
-            return self._apply(db, tag, transaction, status_text(status), error, lookup=False)
+            return self._apply(
+                db, tag, transaction, status_text(status), error, lookup=False, delivered=delivered
+            )
 
     def record_lookups(
         self, outcomes: Iterable[Tuple[str, Optional[m.Transaction], str]]
@@ -491,15 +499,16 @@ class Journal:
         error: Optional[str],
         *,
         lookup: bool,
+        delivered: bool = False,
     ) -> str:
         row = db.execute(
-            "SELECT resolved, conflict, status, transaction_identifier, conflict_status"
-            " FROM transactions WHERE tag = ?",
+            "SELECT resolved, conflict, status, transaction_identifier, conflict_status,"
+            " transaction_json FROM transactions WHERE tag = ?",
             (tag,),
         ).fetchone()
         if row is None:
             raise JournalError(f"tag {tag!r} is not in the journal")
-        resolved, conflict, old_status, old_identifier, conflict_status = row
+        resolved, conflict, old_status, old_identifier, conflict_status, old_json = row
         final = status in SETTLING_STATUSES
         transaction_json = None if transaction is None else to_json(to_wire(transaction))
         identifier = None if transaction is None else transaction.transaction_identifier
@@ -534,11 +543,27 @@ class Journal:
         )
         if agrees or (conflict and status == conflict_status):
             return "conflict" if conflict else "unchanged"
-        db.execute(
-            "UPDATE transactions SET conflict = 1, conflict_status = ?,"
-            " conflict_transaction_json = ?, conflict_at = ? WHERE tag = ?",
-            (status, transaction_json, stamp, tag),
-        )
+        if delivered and not conflict:
+            # What the caller was told stays first; the answer written before it
+            # (a late response that raced it to the journal) becomes the conflict.
+            db.execute(
+                "UPDATE transactions SET status = ?, error = ?, transaction_json = ?,"
+                " transaction_identifier = ?, conflict = 1, conflict_status = ?,"
+                " conflict_transaction_json = ?, conflict_at = ? WHERE tag = ?",
+                (status, error, transaction_json, identifier, old_status, old_json, stamp, tag),
+            )
+            status, identifier, old_status, old_identifier = (
+                old_status,
+                old_identifier,
+                status,
+                identifier,
+            )
+        else:
+            db.execute(
+                "UPDATE transactions SET conflict = 1, conflict_status = ?,"
+                " conflict_transaction_json = ?, conflict_at = ? WHERE tag = ?",
+                (status, transaction_json, stamp, tag),
+            )
         _log.error(
             "journal %s: CONFLICT, a final outcome %s (transaction %s) disagrees with the "
             "recorded %s (transaction %s); both kept, look it up (recover)",

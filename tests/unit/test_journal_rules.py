@@ -126,6 +126,20 @@ def test_a_disagreeing_final_outcome_is_a_conflict_with_both_kept(
     )
 
 
+def test_what_the_caller_was_told_stays_first_when_a_late_answer_won_the_race(
+    journal: Journal,
+) -> None:
+    send(journal, "t-1")
+    journal.record_outcome("t-1", tx("APPROVED"), status="APPROVED")  # the late one, first
+    assert journal.record_outcome("t-1", tx("DECLINED"), status="DECLINED", delivered=True) == (
+        "conflict"
+    )
+    [pending] = journal.pending()
+    assert (pending.status, pending.conflict_status) == ("DECLINED", "APPROVED")
+    entry = journal.get("t-1")
+    assert entry is not None and entry.conflict_transaction == tx("APPROVED")
+
+
 def test_another_transaction_with_the_same_status_is_a_conflict(journal: Journal) -> None:
     send(journal, "t-1")
     journal.record_outcome("t-1", tx(identifier="tx-1"), status="APPROVED")
