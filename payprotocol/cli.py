@@ -4,6 +4,9 @@ Commands:
 
 * ``demo``: a guided tour against an in-process simulator (no setup needed).
 * ``simulate``: run the embedded PayServer simulator until Ctrl-C.
+* ``journal list``, ``recover``: the journal's pending, conflicting and
+  settled rows, and their reconciliation (``_cli_journal``; their own exit
+  codes are in its docstring and ``--help``).
 * ``devices``, ``charge``, ``refund``, ``capture``, ``tip-adjust``,
   ``lookup``: talk to a PayServer (a real one, or ``payprotocol simulate``).
   The merchant secret comes from ``PAYPROTOCOL_MERCHANT_SECRET`` or a hidden
@@ -62,6 +65,7 @@ from ._cli_common import (
     UsageError,
     err,
 )
+from ._cli_journal import add_commands, add_journal_option
 from ._cli_simulate import cmd_simulate
 
 __all__ = [
@@ -289,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-authorise only; capture later with 'payprotocol capture'",
     )
     charge.add_argument("--receipts", action="store_true", help="print the receipts")
+    add_journal_option(charge)
     charge.set_defaults(handler=cmd_charge)
 
     for name, helptext in (
@@ -302,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         amend.add_argument("--subject")
         amend.add_argument("--custom-identifier")
         amend.add_argument("--receipts", action="store_true", help="print the receipts")
+        add_journal_option(amend)
         amend.set_defaults(handler=cmd_amend, kind=name)
 
     tip = _command(commands, "tip-adjust", parents=[remote], help="add a tip to a charge")
@@ -311,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     tip.add_argument("--subject")
     tip.add_argument("--custom-identifier")
     tip.add_argument("--receipts", action="store_true", help="print the receipts")
+    add_journal_option(tip)
     tip.set_defaults(handler=cmd_amend, kind="tip-adjust", amount=None)
 
     lookup = _command(
@@ -329,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("--custom-identifier", help="the custom identifier given when charging")
     lookup.add_argument("--receipts", action="store_true", help="print the receipts")
     lookup.set_defaults(handler=cmd_lookup)
+    add_commands(commands, remote)
     return parser
 
 
