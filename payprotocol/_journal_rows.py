@@ -18,7 +18,7 @@ import attrs
 
 from . import models as m
 from .codec import dumps, redact
-from .errors import CustomIdentifierInUseError
+from .errors import CustomIdentifierInUseError, PayProtocolError
 
 __all__ = [
     "APPLICATION_ID",
@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SETTLING_STATUSES",
     "JournalEntry",
+    "JournalError",
     "PendingOutcome",
     "format_time",
     "migrate",
@@ -103,6 +104,14 @@ MIGRATIONS: Dict[int, Tuple[str, ...]] = {
         """,
     ),
 }
+
+
+class JournalError(PayProtocolError):
+    """The journal cannot be used: the file is not a payprotocol journal, is
+    corrupt, was written by a newer version, is missing or empty although it
+    must exist, lost its ``-wal`` file after an unclean stop, is locked for
+    too long, or the journal is closed. Also raised for a tag the journal does
+    not hold."""
 
 
 @attrs.frozen

@@ -12,24 +12,20 @@ by custom identifier) instead of charging again.
 
 Strategy:
 
-* one row per request, keyed by the P3 ``tag``; ``custom_identifier`` is
-  indexed because that is what a lookup uses;
-* the request's data object and the final transaction are stored as their
-  wire JSON (:func:`payprotocol.codec.to_wire`, read back with
-  :func:`~payprotocol.codec.from_wire`) written by :func:`payprotocol.codec.dumps`
-  (exact ``Decimal`` amounts) after :func:`payprotocol.codec.redact` (no secret
-  reaches the disk);
+* one row per request, keyed by the P3 ``tag``, with its custom identifier
+  (indexed: a lookup and the reuse check use it) and its **owner**, the
+  client that wrote it, alive while it holds an OS lock (``_owners.py``);
+* wire JSON (exact ``Decimal``), redacted before it reaches the disk; the
+  schema in ``_journal_rows.py``, the outcome rules (settle, keep pending,
+  conflict) in ``_journal_write.py``;
 * one ``sqlite3`` connection per :class:`Journal`, shared by every thread under
-  one lock; WAL mode, so other processes (a reconciliation tool) can read while
-  the POS writes;
+  one lock; WAL mode, so other processes can read while a POS writes;
 * ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version``
-  holds the schema version, so a later release can migrate the file and an
-  unrelated or corrupt file is refused with a :class:`JournalError` instead of
-  being modified.
+  holds the schema version: older files are migrated, foreign or newer ones
+  refused with a :class:`JournalError`, never modified.
 
-Standard library only, plus the package's codec (its public wire helpers).
-``sqlite3`` is imported here alone, so ``import payprotocol`` loads it only
-when a journal is used.
+``sqlite3`` is imported by the journal modules alone, so ``import payprotocol``
+loads it only when a journal is used.
 """
 
 from __future__ import annotations
@@ -38,7 +34,6 @@ import contextlib
 import datetime
 import logging
 import os
-import platform
 import sqlite3
 import threading
 import weakref
@@ -50,8 +45,8 @@ from . import models as m
 from ._journal_rows import (
     APPLICATION_ID,
     SCHEMA_VERSION,
-    SETTLING_STATUSES,
     JournalEntry,
+    JournalError,
     PendingOutcome,
     format_time,
     from_json,
@@ -62,9 +57,9 @@ from ._journal_rows import (
     status_text,
     to_json,
 )
+from ._journal_write import apply_outcome, dead_sessions, finish, host
 from ._owners import OwnerLock, is_alive, lock_directory
 from .codec import from_wire, to_wire
-from .errors import PayProtocolError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -81,48 +76,6 @@ _COLUMNS = (
     "status, error, transaction_json, outcome_at, resolved, conflict, conflict_status, "
     "conflict_transaction_json, received, owner"
 )
-
-
-class JournalError(PayProtocolError):
-    """The journal cannot be used: the file is not a payprotocol journal, is
-    corrupt, was written by a newer version, is missing or empty although it
-    must exist, lost its ``-wal`` file after an unclean stop, is locked for
-    too long, or the journal is closed. Also raised for a tag the journal does
-    not hold."""
-
-
-def _host() -> str:
-    return platform.node() or "unknown-host"
-
-
-def _dead_sessions(connection: sqlite3.Connection, locks: Optional[str]) -> List[str]:
-    """The journal sessions of this machine whose process is gone."""
-    rows = connection.execute("SELECT owner, host FROM owners WHERE kind = 'journal'").fetchall()
-    return [owner for owner, host in rows if host == _host() and not is_alive(locks, owner)]
-
-
-def _finish(
-    connection: sqlite3.Connection,
-    lock: threading.Lock,
-    owners: Dict[str, OwnerLock],
-    locks: Optional[str],
-) -> None:
-    """End a journal's session: remove its owners (rows, then locks) and this
-    machine's dead journal sessions, then close. Runs once: from close(), or
-    when the interpreter exits (or the journal is collected) without it.
-    Every clean end leaves no dead session behind, so a dead session in a
-    file without its ``-wal`` means an unclean stop whose WAL was lost."""
-    with lock:
-        try:
-            for owner in [*owners, *_dead_sessions(connection, locks)]:
-                connection.execute("DELETE FROM owners WHERE owner = ?", (owner,))
-        except sqlite3.Error as exc:  # pragma: no cover - best effort at the end
-            _log.error("journal: could not remove its owners: %s", exc)
-        finally:
-            for owner_lock in owners.values():
-                owner_lock.release()
-            owners.clear()
-            connection.close()
 
 
 class Journal:
@@ -197,7 +150,7 @@ class Journal:
             connection.close()
             raise
         self._finalizer = weakref.finalize(
-            self, _finish, connection, self._lock, self._owners, self._locks
+            self, finish, connection, self._lock, self._owners, self._locks
         )
         if fresh:
             _log.warning("created a new, empty journal file %s", os.path.abspath(self._path))
@@ -218,7 +171,7 @@ class Journal:
             connection.execute("BEGIN IMMEDIATE")  # one opener migrates at a time
             try:
                 self._check_identity(connection, write=True)
-                dead = _dead_sessions(connection, self._locks)
+                dead = dead_sessions(connection, self._locks)
                 if dead and check_wal and wal:
                     raise JournalError(
                         f"journal {self._path!r} was not closed cleanly and its -wal file "
@@ -277,7 +230,7 @@ class Journal:
         self._owners[owner_lock.owner] = owner_lock
         db.execute(
             "INSERT INTO owners (owner, host, pid, kind, started_at) VALUES (?, ?, ?, ?, ?)",
-            (owner_lock.owner, _host(), os.getpid(), kind, format_time(now())),
+            (owner_lock.owner, host(), os.getpid(), kind, format_time(now())),
         )
         return owner_lock.owner
 
@@ -364,7 +317,7 @@ class Journal:
             return False
         with self._guard() as db:
             row = db.execute("SELECT host FROM owners WHERE owner = ?", (owner,)).fetchone()
-            if row is not None and row[0] != _host():
+            if row is not None and row[0] != host():
                 return True
             if is_alive(self._locks, owner):
                 return True
@@ -473,7 +426,7 @@ class Journal:
         journaled.
         """
         with self._write(synced=False) as db:
-            return self._apply(
+            return apply_outcome(
                 db, tag, transaction, status_text(status), error, lookup=False, delivered=delivered
             )
 
@@ -486,94 +439,9 @@ class Journal:
         :meth:`record_outcome` apply. Returns what happened to each."""
         with self._write(synced=False) as db:
             return [
-                self._apply(db, tag, transaction, status_text(status), None, lookup=True)
+                apply_outcome(db, tag, transaction, status_text(status), None, lookup=True)
                 for tag, transaction, status in outcomes
             ]
-
-    def _apply(
-        self,
-        db: sqlite3.Connection,
-        tag: str,
-        transaction: Optional[m.Transaction],
-        status: str,
-        error: Optional[str],
-        *,
-        lookup: bool,
-        delivered: bool = False,
-    ) -> str:
-        row = db.execute(
-            "SELECT resolved, conflict, status, transaction_identifier, conflict_status,"
-            " transaction_json FROM transactions WHERE tag = ?",
-            (tag,),
-        ).fetchone()
-        if row is None:
-            raise JournalError(f"tag {tag!r} is not in the journal")
-        resolved, conflict, old_status, old_identifier, conflict_status, old_json = row
-        final = status in SETTLING_STATUSES
-        transaction_json = None if transaction is None else to_json(to_wire(transaction))
-        identifier = None if transaction is None else transaction.transaction_identifier
-        stamp = format_time(now())
-        if (not resolved and not conflict) or (conflict and lookup and final and transaction):
-            # A non-final answer becomes the reason; a final one keeps the
-            # earlier reason as history ("timed out, later resolved").
-            db.execute(
-                "UPDATE transactions SET status = ?, error = ?, transaction_json = ?,"
-                " transaction_identifier = ?, outcome_at = ?, resolved = ?, conflict = 0,"
-                " reason = CASE WHEN ? THEN reason ELSE ? END WHERE tag = ?",
-                (
-                    status,
-                    error,
-                    transaction_json,
-                    identifier,
-                    stamp,
-                    int(final),
-                    int(final),
-                    f"response status {status}: outcome not final, look it up",
-                    tag,
-                ),
-            )
-            return "settled" if final else "pending"
-        if conflict and lookup:
-            return "conflict"  # only the server's final record settles a conflict
-        if not final:
-            _log.warning("journal %s: %s ignored, the row is already %s", tag, status, old_status)
-            return "conflict" if conflict else "unchanged"
-        agrees = status == old_status and (
-            identifier is None or old_identifier is None or identifier == old_identifier
-        )
-        if agrees or (conflict and status == conflict_status):
-            return "conflict" if conflict else "unchanged"
-        if delivered and not conflict:
-            # What the caller was told stays first; the answer written before it
-            # (a late response that raced it to the journal) becomes the conflict.
-            db.execute(
-                "UPDATE transactions SET status = ?, error = ?, transaction_json = ?,"
-                " transaction_identifier = ?, conflict = 1, conflict_status = ?,"
-                " conflict_transaction_json = ?, conflict_at = ? WHERE tag = ?",
-                (status, error, transaction_json, identifier, old_status, old_json, stamp, tag),
-            )
-            status, identifier, old_status, old_identifier = (
-                old_status,
-                old_identifier,
-                status,
-                identifier,
-            )
-        else:
-            db.execute(
-                "UPDATE transactions SET conflict = 1, conflict_status = ?,"
-                " conflict_transaction_json = ?, conflict_at = ? WHERE tag = ?",
-                (status, transaction_json, stamp, tag),
-            )
-        _log.error(
-            "journal %s: CONFLICT, a final outcome %s (transaction %s) disagrees with the "
-            "recorded %s (transaction %s); both kept, look it up (recover)",
-            tag,
-            status,
-            identifier,
-            old_status,
-            old_identifier,
-        )
-        return "conflict"
 
     def mark_unknown(
         self, tag: str, reason: str, received: Optional[Mapping[str, Any]] = None
