@@ -269,9 +269,8 @@ class PayClient(ReaderAnswers):
         ``timeout`` is the sliding silence limit (default ``transaction_timeout``).
         Raises :class:`TransactionOutcomeUnknownError` when the request was sent
         but its outcome can no longer be awaited: look it up, never charge again.
-        Raises :class:`CustomIdentifierInUseError`, before sending, when the
-        custom identifier is held by an unresolved request (or, with a journal,
-        by a settled one, unless ``allow_identifier_reuse``).
+        :class:`CustomIdentifierInUseError` (nothing sent): the identifier is
+        unresolved, or settled in the journal and ``allow_identifier_reuse`` unset.
         """
         if parameters.custom_identifier is None:
             parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
@@ -513,19 +512,13 @@ class PayClient(ReaderAnswers):
         """Resolve every pending journal entry with ``GET_TRANSACTION_REQUEST`` by
         its custom identifier, record what the server says, and return it.
 
-        Call it after :meth:`login`. Each entry is handled on its own and gets
-        a result (``RecoveredOutcome.result``): a lookup that finds nothing
-        (``TRANSACTION_NOT_FOUND``) means the request never became a
-        transaction: recorded as ``NOT_FOUND``, nothing was charged. A
-        non-final status (``INCONCLUSIVE``, ``PENDING``) stays pending. A
-        transaction whose custom identifier, type, currency or (where nothing
-        could change it) amount differs is not this request's (``mismatch``).
-        Any other failure of one lookup (connection lost, timeout, an odd
-        answer) is that entry's ``error``; the others are still looked up.
-        Entries of a live client are skipped: this client's own requests in
-        flight, and every entry of another live ``PayClient`` (this process,
-        or another process on this machine). The outcomes are written in one
-        transaction.
+        Call it after :meth:`login`. Each entry gets its own result
+        (``RecoveredOutcome.result``; one failed lookup never stops the
+        others): ``TRANSACTION_NOT_FOUND`` is recorded as ``NOT_FOUND``
+        (nothing was charged), a non-final status stays pending, a transaction
+        that is not the request's (identifier, type, currency, amount) is a
+        ``mismatch``. Entries of a live client (this one's in flight, or
+        another ``PayClient`` on this machine) are left alone. One write.
         """
         return recover(
             self._recorder.journal(),
