@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List
 from .codec import decode_message, encode_message, redact, redacted_text
 from .errors import (
     ConnectionLostError,
+    CustomIdentifierInUseError,
     PayProtocolError,
     ProtocolViolationError,
     RequestTimeoutError,
@@ -73,6 +74,7 @@ __all__ = [
     "CallbackDeadlockError",
     "ConnectionState",
     "ConnectionLostError",
+    "CustomIdentifierInUseError",
     "FrameDecoder",
     "Journal",
     "JournalEntry",

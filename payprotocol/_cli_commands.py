@@ -33,6 +33,7 @@ from ._cli_common import (
     EXIT_DECLINED,
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
+    EXIT_USAGE,
     MERCHANT_ENV,
     SECRET_ENV,
     UsageError,
@@ -52,6 +53,7 @@ from ._money import amount_in
 from .client import PayClient
 from .errors import (
     ConnectionLostError,
+    CustomIdentifierInUseError,
     PayProtocolError,
     ProtocolViolationError,
     RequestTimeoutError,
@@ -60,7 +62,7 @@ from .errors import (
 )
 from .transport import safe_url
 
-__all__ = ["cmd_amend", "cmd_charge", "cmd_devices", "cmd_lookup"]
+__all__ = ["cmd_amend", "cmd_charge", "cmd_devices", "cmd_lookup", "run_remote"]
 
 logger = logging.getLogger("payprotocol.cli")
 
@@ -126,7 +128,12 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use --cafile {args.cafile}: {exc}") from None
     try:  # the URL is checked here, and its password masked in the message
-        client = PayClient(args.url, timeout=args.timeout, ssl_context=ssl_context)
+        client = PayClient(
+            args.url,
+            timeout=args.timeout,
+            ssl_context=ssl_context,
+            journal=getattr(args, "journal", None),  # --journal FILE, or recover's Journal
+        )
     except ValueError as exc:  # an unsupported URL, or --cafile with tcp:// or ws://
         raise UsageError(str(exc)) from None
     try:
@@ -165,6 +172,9 @@ def _remote(
     except TransactionOutcomeUnknownError as exc:
         _report_unknown(args, exc.custom_identifier, str(exc))
         return EXIT_OUTCOME_UNKNOWN
+    except CustomIdentifierInUseError as exc:  # refused before anything was sent
+        err(f"payprotocol {args.command}: error: {exc}")
+        return EXIT_USAGE
     except ServerError as exc:
         err(f"payprotocol {args.command}: the PayServer refused: {exc.error_type}: {exc.message}")
         return EXIT_CONNECTION
@@ -174,6 +184,14 @@ def _remote(
     except PayProtocolError as exc:
         err(f"payprotocol {args.command}: error: {exc}")
         return EXIT_CONNECTION
+
+
+def run_remote(
+    args: argparse.Namespace, body: Callable[[PayClient, m.LoginMerchantResponse], int]
+) -> int:
+    """``body`` on a logged-in client, the SDK's errors as exit codes (for the
+    journal commands of ``_cli_journal``)."""
+    return _remote(args, body)
 
 
 def _report_unknown(args: argparse.Namespace, custom_identifier: Optional[str], why: str) -> None:

@@ -31,7 +31,10 @@ import itertools
 import os
 import threading
 import time
+import uuid
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
+
+import attrs
 
 from . import models as m
 from .errors import (
@@ -60,6 +63,7 @@ __all__ = [
     "transaction_in",
     "transaction_of",
     "wait_limits",
+    "with_custom_identifier",
 ]
 
 #: Requests whose final response decides money: a lost response means "outcome unknown".
@@ -420,6 +424,24 @@ def custom_identifier_of(data: Any) -> Optional[str]:
             found = parameters.get("customIdentifier")
             return found if isinstance(found, str) else None
     return None
+
+
+def with_custom_identifier(request_type: str, data: Any) -> Tuple[Any, Optional[str]]:
+    """An execute or amend request's data object with a custom identifier
+    (a new one assigned when it has none, like ``charge()`` does), and that
+    identifier. Other requests, and data without transaction parameters, are
+    returned as they are. A raw dict is copied, never changed in place."""
+    if request_type not in TRANSACTION_TYPES:
+        return data, custom_identifier_of(data)
+    if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
+        if data.transaction_parameters.custom_identifier is None:
+            assigned = attrs.evolve(data.transaction_parameters, custom_identifier=uuid.uuid4().hex)
+            data = attrs.evolve(data, transaction_parameters=assigned)  # type: ignore[arg-type]
+        return data, data.transaction_parameters.custom_identifier
+    wire = data.get("transactionParameters") if isinstance(data, dict) else None
+    if isinstance(wire, dict) and wire.get("customIdentifier") is None:
+        data = {**data, "transactionParameters": {**wire, "customIdentifier": uuid.uuid4().hex}}
+    return data, custom_identifier_of(data)
 
 
 def data_of(response: m.Message, model: Type[T]) -> T:

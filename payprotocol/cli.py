@@ -4,6 +4,9 @@ Commands:
 
 * ``demo``: a guided tour against an in-process simulator (no setup needed).
 * ``simulate``: run the embedded PayServer simulator until Ctrl-C.
+* ``journal list``, ``recover``: the journal's pending, conflicting and
+  settled rows, and their reconciliation (``_cli_journal``; their own exit
+  codes are in its docstring and ``--help``).
 * ``devices``, ``charge``, ``refund``, ``capture``, ``tip-adjust``,
   ``lookup``: talk to a PayServer (a real one, or ``payprotocol simulate``).
   The merchant secret comes from ``PAYPROTOCOL_MERCHANT_SECRET`` or a hidden
@@ -67,6 +70,7 @@ from ._cli_common import (
     err,
     missing_simulator_extra,
 )
+from ._cli_journal import add_commands, add_journal_option
 from ._cli_simulate import FAULT_KINDS, cmd_simulate
 from ._money import exact, minor_units
 
@@ -394,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("yes", "no"),
         help="yes: pay in the converted currency offered; no: keep the charge's currency",
     )
+    add_journal_option(charge)
     charge.set_defaults(handler=cmd_charge)
 
     for name, helptext in (
@@ -412,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         amend.add_argument(
             "--receipts", action="store_true", help="print the receipts, each between cut lines"
         )
+        add_journal_option(amend)
         amend.set_defaults(handler=cmd_amend, kind=name)
 
     tip = _command(commands, "tip-adjust", parents=[remote], help="add a tip to a charge")
@@ -428,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     tip.add_argument(
         "--receipts", action="store_true", help="print the receipts, each between cut lines"
     )
+    add_journal_option(tip)
     tip.set_defaults(handler=cmd_amend, kind="tip-adjust", amount=None)
 
     lookup = _command(
@@ -448,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--receipts", action="store_true", help="print the receipts, each between cut lines"
     )
     lookup.set_defaults(handler=cmd_lookup)
+    add_commands(commands, remote)
     return parser
 
 

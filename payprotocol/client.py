@@ -39,11 +39,11 @@ from ._recorder import RecoveredOutcome, open_recorder, recover
 from ._requests import (
     RequestTable,
     TagSource,
-    custom_identifier_of,
     data_of,
     settle,
     transaction_in,
     wait_limits,
+    with_custom_identifier,
 )
 from .errors import (
     CallbackDeadlockError,
@@ -259,6 +259,7 @@ class PayClient(ReaderAnswers):
         on_update: Optional[UpdateCallback] = None,
         on_action: Optional[ActionCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Run a card transaction (``EXECUTE_TRANSACTION_REQUEST``) and block until
         its ``EXECUTE_TRANSACTION_RESPONSE``. A declined or aborted payment is a
@@ -268,6 +269,8 @@ class PayClient(ReaderAnswers):
         ``timeout`` is the sliding silence limit (default ``transaction_timeout``).
         Raises :class:`TransactionOutcomeUnknownError` when the request was sent
         but its outcome can no longer be awaited: look it up, never charge again.
+        :class:`CustomIdentifierInUseError` (nothing sent): the identifier is
+        unresolved, or settled in the journal and ``allow_identifier_reuse`` unset.
         """
         if parameters.custom_identifier is None:
             parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
@@ -285,6 +288,7 @@ class PayClient(ReaderAnswers):
             on_action=on_action,
             timeout=timeout,
             custom_identifier=parameters.custom_identifier,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
         return transaction_in(response)
 
@@ -308,6 +312,7 @@ class PayClient(ReaderAnswers):
         on_update: Optional[UpdateCallback] = None,
         on_action: Optional[ActionCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Charge a card (an ``EXECUTE_TRANSACTION_REQUEST`` of type ``CHARGE``).
         ``auto_capture=False`` makes a pre-authorisation, captured later with
@@ -334,6 +339,7 @@ class PayClient(ReaderAnswers):
             on_update=on_update,
             on_action=on_action,
             timeout=timeout,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
 
     def _device_request(
@@ -349,6 +355,7 @@ class PayClient(ReaderAnswers):
         mode: Optional[Union[m.Mode, str]] = None,
         on_update: Optional[UpdateCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Refund, capture or tip-adjust an earlier transaction without a card
         (``AMEND_TRANSACTION_REQUEST``); returns the new transaction. Same
@@ -361,6 +368,7 @@ class PayClient(ReaderAnswers):
             on_update=on_update,
             timeout=timeout,
             custom_identifier=parameters.custom_identifier,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
         return transaction_in(response)
 
@@ -375,6 +383,7 @@ class PayClient(ReaderAnswers):
         metadata: Optional[Dict[str, Any]] = None,
         on_update: Optional[UpdateCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Refund a charge, fully or (with ``amount`` and ``currency``) partly
         (``AMEND_TRANSACTION_REQUEST`` of type ``REFUND``)."""
@@ -388,6 +397,7 @@ class PayClient(ReaderAnswers):
             metadata=metadata,
             on_update=on_update,
             timeout=timeout,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
 
     def capture(
@@ -401,6 +411,7 @@ class PayClient(ReaderAnswers):
         metadata: Optional[Dict[str, Any]] = None,
         on_update: Optional[UpdateCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Capture a pre-authorisation, fully or partly
         (``AMEND_TRANSACTION_REQUEST`` of type ``CAPTURE``)."""
@@ -414,6 +425,7 @@ class PayClient(ReaderAnswers):
             metadata=metadata,
             on_update=on_update,
             timeout=timeout,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
 
     def _amend(
@@ -428,6 +440,7 @@ class PayClient(ReaderAnswers):
         metadata: Optional[Dict[str, Any]],
         on_update: Optional[UpdateCallback],
         timeout: Optional[float],
+        allow_identifier_reuse: bool,
     ) -> m.Transaction:
         """A refund or capture: an amend of an earlier transaction by amount."""
         parameters = m.AmendParameters(
@@ -439,7 +452,12 @@ class PayClient(ReaderAnswers):
             custom_identifier=custom_identifier,
             metadata=metadata,
         )
-        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
+        return self.amend_transaction(
+            parameters,
+            on_update=on_update,
+            timeout=timeout,
+            allow_identifier_reuse=allow_identifier_reuse,
+        )
 
     def tip_adjust(
         self,
@@ -451,6 +469,7 @@ class PayClient(ReaderAnswers):
         custom_identifier: Optional[str] = None,
         on_update: Optional[UpdateCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Transaction:
         """Add a tip to a charge (``AMEND_TRANSACTION_REQUEST`` of type
         ``TIP_ADJUST`` with ``includedTipAmount``)."""
@@ -462,7 +481,12 @@ class PayClient(ReaderAnswers):
             custom_identifier=custom_identifier,
             included_tip_amount=exact(tip_amount, "tip_amount"),
         )
-        return self.amend_transaction(parameters, on_update=on_update, timeout=timeout)
+        return self.amend_transaction(
+            parameters,
+            on_update=on_update,
+            timeout=timeout,
+            allow_identifier_reuse=allow_identifier_reuse,
+        )
 
     def get_transaction(
         self,
@@ -488,13 +512,13 @@ class PayClient(ReaderAnswers):
         """Resolve every pending journal entry with ``GET_TRANSACTION_REQUEST`` by
         its custom identifier, record what the server says, and return it.
 
-        Call it after :meth:`login`. A lookup that finds nothing
-        (``TRANSACTION_NOT_FOUND``) means the request never became a
-        transaction: recorded as ``NOT_FOUND``, nothing was charged. A
-        non-final status (``INCONCLUSIVE``, ``PENDING``) stays pending. Other
-        errors (connection lost, timeouts) propagate; run it again later.
-        Requests this client still waits for are skipped: their own responses
-        settle them.
+        Call it after :meth:`login`. Each entry gets its own result
+        (``RecoveredOutcome.result``; one failed lookup never stops the
+        others): ``TRANSACTION_NOT_FOUND`` is recorded as ``NOT_FOUND``
+        (nothing was charged), a non-final status stays pending, a transaction
+        that is not the request's (identifier, type, currency, amount) is a
+        ``mismatch``. Entries of a live client (this one's in flight, or
+        another ``PayClient`` on this machine) are left alone. One write.
         """
         return recover(
             self._recorder.journal(),
@@ -502,6 +526,7 @@ class PayClient(ReaderAnswers):
                 custom_identifier=custom_identifier, timeout=timeout
             ),
             in_flight=self._table.__contains__,
+            owner=self._recorder.owner,
         )
 
     def request(
@@ -513,12 +538,16 @@ class PayClient(ReaderAnswers):
         on_update: Optional[UpdateCallback] = None,
         on_action: Optional[ActionCallback] = None,
         timeout: Optional[float] = None,
+        allow_identifier_reuse: bool = False,
     ) -> m.Message:
         """Send any request type (raw API) with the same tag correlation,
         callbacks, timeouts and errors; returns the response message.
 
-        ``data`` is a model instance for a known type, or a ``dict`` sent as it is.
+        ``data`` is a model instance for a known type, or a ``dict`` sent as it
+        is, except that an execute or amend without a custom identifier gets
+        one assigned (a copy of the dict), so its outcome can be looked up.
         """
+        data, custom_identifier = with_custom_identifier(type, data)
         return self._call(
             type,
             data,
@@ -526,7 +555,8 @@ class PayClient(ReaderAnswers):
             on_update=on_update,
             on_action=on_action,
             timeout=timeout,
-            custom_identifier=custom_identifier_of(data),
+            custom_identifier=custom_identifier,
+            allow_identifier_reuse=allow_identifier_reuse,
         )
 
     # --- the request path ----------------------------------------------------
@@ -542,6 +572,7 @@ class PayClient(ReaderAnswers):
         timeout: Optional[float] = None,
         custom_identifier: Optional[str] = None,
         internal: bool = False,
+        allow_identifier_reuse: bool = False,
     ) -> m.Message:
         if (
             request_type == "EXECUTE_TRANSACTION_REQUEST"
@@ -566,7 +597,8 @@ class PayClient(ReaderAnswers):
         payload = codec.encode_message(message)  # bad input fails here, before anything
         connection = self._link.register(request, internal=internal)
         try:
-            self._recorder.sent(request, data)  # raises, and nothing is sent, if it fails
+            # Raises, and nothing is sent, for a reused identifier or a failed write.
+            self._recorder.sent(request, data, allow_identifier_reuse)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("-> %s tag=%s resource=%s", request_type, request.tag, resource)
             try:

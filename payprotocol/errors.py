@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CallbackDeadlockError",
     "ConnectionLostError",
+    "CustomIdentifierInUseError",
     "PayProtocolError",
     "ProtocolViolationError",
     "RequestTimeoutError",
@@ -108,3 +109,22 @@ class TransactionOutcomeUnknownError(PayProtocolError):
 class CallbackDeadlockError(PayProtocolError, RuntimeError):
     """A call made from a callback would wait for callbacks that cannot run
     (for example starting a transaction from ``on_update``). Nothing was sent."""
+
+
+class CustomIdentifierInUseError(PayProtocolError):
+    """A charge or amend was refused **before anything was sent** because its
+    custom identifier already belongs to a transaction request that is
+    unresolved (outcome unknown, or still in flight), conflicting, or settled.
+
+    Reusing the identifier of an unresolved request would make a lookup find
+    the wrong transaction (and is how a card gets charged twice): recover the
+    earlier one first (``PayClient.recover()`` or ``payprotocol recover``).
+    A settled identifier may be reused deliberately with
+    ``allow_identifier_reuse=True``. ``state`` is ``"unresolved"``,
+    ``"conflict"`` or ``"settled"``.
+    """
+
+    def __init__(self, message: str, *, custom_identifier: str, state: str) -> None:
+        super().__init__(message)
+        self.custom_identifier = custom_identifier
+        self.state = state

@@ -12,43 +12,54 @@ by custom identifier) instead of charging again.
 
 Strategy:
 
-* one row per request, keyed by the P3 ``tag``; ``custom_identifier`` is
-  indexed because that is what a lookup uses;
-* the request's data object and the final transaction are stored as their
-  wire JSON (:func:`payprotocol.codec.to_wire`, read back with
-  :func:`~payprotocol.codec.from_wire`) written by :func:`payprotocol.codec.dumps`
-  (exact ``Decimal`` amounts) after :func:`payprotocol.codec.redact` (no secret
-  reaches the disk);
+* one row per request, keyed by the P3 ``tag``, with its custom identifier
+  (indexed: a lookup and the reuse check use it) and its **owner**, the
+  client that wrote it, alive while it holds an OS lock (``_owners.py``);
+* wire JSON (exact ``Decimal``), redacted before it reaches the disk; the
+  schema in ``_journal_rows.py``, the outcome rules (settle, keep pending,
+  conflict) in ``_journal_write.py``;
 * one ``sqlite3`` connection per :class:`Journal`, shared by every thread under
-  one lock; WAL mode, so other processes (a reconciliation tool) can read while
-  the POS writes;
+  one lock; WAL mode, so other processes can read while a POS writes;
 * ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version``
-  holds the schema version, so a later release can migrate the file and an
-  unrelated or corrupt file is refused with a :class:`JournalError` instead of
-  being modified.
+  holds the schema version: older files are migrated, foreign or newer ones
+  refused with a :class:`JournalError`, never modified.
 
-Standard library only, plus the package's codec (its public wire helpers).
-``sqlite3`` is imported here alone, so ``import payprotocol`` loads it only
-when a journal is used.
+``sqlite3`` is imported by the journal modules alone, so ``import payprotocol``
+loads it only when a journal is used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import logging
 import os
 import sqlite3
 import threading
-from decimal import Decimal
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+import weakref
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import attrs
 
 from . import models as m
-from .codec import dumps, from_wire, redact, to_wire
-from .errors import PayProtocolError
+from ._journal_rows import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    JournalEntry,
+    JournalError,
+    PendingOutcome,
+    format_time,
+    from_json,
+    migrate,
+    now,
+    parse_time,
+    reuse_refusal,
+    status_text,
+    to_json,
+)
+from ._journal_write import apply_outcome, dead_sessions, finish, host
+from ._owners import OwnerLock, is_alive, lock_directory
+from .codec import from_wire, to_wire
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -60,160 +71,43 @@ __all__ = [
 
 _log = logging.getLogger("payprotocol.journal")
 
-#: Schema version written to ``PRAGMA user_version``; bump it with a migration.
-SCHEMA_VERSION = 1
-
-# ``PRAGMA application_id`` of a journal file: the bytes "P3JL". It lets us tell
-# "an empty new file" from "somebody else's SQLite database" without guessing.
-_APPLICATION_ID = int.from_bytes(b"P3JL", "big")
-
-# Outcomes that settle a row: a final transaction status, or what the client
-# itself knows for sure (never sent; looked up and never became a transaction).
-# Anything else, including a status this version does not know, stays pending.
-_SETTLING_STATUSES = m.FINAL_STATUSES | {"NOT_SENT", "NOT_FOUND"}
-
-# Schema migrations: _MIGRATIONS[n] takes a file from version n - 1 to n. They
-# run inside one write transaction, so a crash mid-migration leaves the old
-# version intact.
-_MIGRATIONS: Dict[int, Tuple[str, ...]] = {
-    1: (
-        """
-        CREATE TABLE transactions (
-            -- insertion order: "oldest first" without trusting the wall clock
-            id INTEGER PRIMARY KEY,
-            tag TEXT NOT NULL UNIQUE,
-            message_type TEXT NOT NULL,
-            resource TEXT,
-            custom_identifier TEXT,
-            parameters TEXT NOT NULL,          -- redacted wire JSON of the data object
-            sent_at TEXT NOT NULL,             -- ISO 8601, UTC
-            reason TEXT,                       -- why the outcome is (or was) unknown
-            status TEXT,                       -- last status recorded, NULL before any
-            error TEXT,
-            transaction_json TEXT,             -- redacted wire JSON of the Transaction
-            transaction_identifier TEXT,
-            outcome_at TEXT,                   -- ISO 8601, UTC, when status was recorded
-            resolved INTEGER NOT NULL DEFAULT 0 CHECK (resolved IN (0, 1))
-        )
-        """,
-        "CREATE INDEX transactions_custom_identifier ON transactions (custom_identifier)",
-        "CREATE INDEX transactions_unresolved ON transactions (id) WHERE resolved = 0",
-    ),
-}
-
 _COLUMNS = (
     "tag, message_type, resource, custom_identifier, parameters, sent_at, reason, "
-    "status, error, transaction_json, outcome_at, resolved"
+    "status, error, transaction_json, outcome_at, resolved, conflict, conflict_status, "
+    "conflict_transaction_json, received, owner"
 )
-
-
-class JournalError(PayProtocolError):
-    """The journal cannot be used: the file is not a payprotocol journal, is
-    corrupt, was written by a newer version, is locked for too long, or the
-    journal is closed. Also raised for a tag the journal does not hold."""
-
-
-# --- records -------------------------------------------------------------------
-
-
-@attrs.frozen
-class PendingOutcome:
-    """A journaled transaction request whose final outcome is not known.
-
-    Either no response was recorded (the client is still waiting, gave up, or
-    the process died), or the response said ``INCONCLUSIVE``/``PENDING``. Look
-    it up (``get_transaction(custom_identifier=...)``) before charging again,
-    then call :meth:`Journal.record_outcome`.
-    """
-
-    tag: str
-    message_type: str
-    resource: Optional[str]
-    custom_identifier: Optional[str]
-    #: The request's data object as sent (wire keys, Decimal amounts, secrets masked).
-    parameters: Dict[str, Any]
-    #: When the request was journaled, just before sending (aware, UTC).
-    sent_at: datetime.datetime
-    #: Why the outcome is unknown (from :meth:`Journal.mark_unknown`), if known.
-    reason: Optional[str]
-    #: The last non-final status recorded (e.g. ``"INCONCLUSIVE"``), or None.
-    status: Optional[str] = None
-
-
-@attrs.frozen
-class JournalEntry:
-    """One full journal row: the request and, once known, its outcome."""
-
-    tag: str
-    message_type: str
-    resource: Optional[str]
-    custom_identifier: Optional[str]
-    parameters: Dict[str, Any]
-    sent_at: datetime.datetime
-    reason: Optional[str]
-    #: Last status recorded (transaction status, or e.g. ``"ERROR"``); None before any.
-    status: Optional[str]
-    error: Optional[str]
-    #: The transaction from the response (amounts exact), if one was recorded.
-    transaction: Optional[m.Transaction]
-    #: When the status was recorded (aware, UTC), or None.
-    outcome_at: Optional[datetime.datetime]
-    #: True while the outcome must still be looked up (see :class:`PendingOutcome`).
-    pending: bool
-
-
-# --- helpers -------------------------------------------------------------------
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _format_time(value: datetime.datetime) -> str:
-    # Fixed-width UTC text sorts like time, so prune() can compare it in SQL.
-    if value.tzinfo is None:
-        raise ValueError("journal timestamps must be timezone-aware")
-    return value.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def _to_json(value: Any) -> str:
-    # codec.dumps writes Decimal as its exact digits; redact masks secrets first.
-    return dumps(redact(value))
-
-
-def _from_json(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal)
-
-
-def _status_text(status: Union[m.TransactionStatus, str]) -> str:
-    text = str(status)  # a TransactionStatus prints as its wire value
-    if not text:
-        raise ValueError("status must be a non-empty string")
-    return text
-
-
-# --- the journal ---------------------------------------------------------------
 
 
 class Journal:
     """A durable, thread-safe journal of transaction requests (SQLite file).
 
     ``Journal(path)`` opens or creates the file. Use one instance per process
-    and share it between threads; several processes may open the same file.
+    and share it between threads; several processes on **one machine** may
+    open the same file (never share it between machines: see the README).
     Every method raises :class:`JournalError` when SQLite fails.
 
-    Durability: WAL mode with ``synchronous=FULL``. With WAL, ``NORMAL`` would
-    survive a crash of the process but may lose the last commits on power loss
-    or an OS crash, which is exactly when a POS needs to know a payment was in
-    flight. ``FULL`` syncs the WAL on every commit; one fsync per payment is
-    negligible next to a card transaction that takes seconds.
+    ``create=False`` refuses a file that is missing or empty instead of
+    creating it (creating one always logs a WARNING with its path).
+    ``accept_missing_wal=True`` opens a file whose ``-wal`` was lost after an
+    unclean stop (otherwise a :class:`JournalError`): the rows of that WAL are
+    gone for good.
+
+    Durability: WAL mode. The request row is committed with
+    ``synchronous=FULL`` (the WAL is synced before :meth:`record_sent`
+    returns, so the request leaves only once its row survives power loss);
+    outcomes are committed with ``NORMAL`` (no sync of their own: they reach
+    the disk with the next full sync or checkpoint). A lost outcome only
+    leaves its row pending, and :meth:`PayClient.recover` settles it.
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        timeout: float = 10.0,
+        create: bool = True,
+        accept_missing_wal: bool = False,
+    ) -> None:
         """Open or create the journal at ``path``.
 
         ``timeout`` is how long a write waits for another process holding the
@@ -221,10 +115,26 @@ class Journal:
         """
         self._path = os.fspath(path)
         self._lock = threading.Lock()
+        self._owners: Dict[str, OwnerLock] = {}
+        self._locks = lock_directory(self._path)
+        fresh = wal_missing = False
+        if self._locks is not None:
+            try:
+                fresh = os.path.getsize(self._path) == 0
+            except FileNotFoundError:
+                fresh = True
+            except OSError as exc:
+                raise JournalError(f"cannot open journal {self._path!r}: {exc}") from exc
+            if fresh and not create:
+                raise JournalError(
+                    f"journal {self._path!r} is missing or empty, but it must exist "
+                    "(its pending rows would be lost without a word): restore it from "
+                    "a backup, or create a new journal deliberately"
+                )
+            wal_missing = not os.path.exists(self._path + "-wal")
         try:
-            # isolation_level=None: autocommit, so each write (one statement) is
-            # committed and synced when execute() returns, on every Python
-            # version; only opening uses an explicit transaction.
+            # isolation_level=None: autocommit; writes of several statements
+            # use explicit transactions.
             connection = sqlite3.connect(
                 self._path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
@@ -232,20 +142,28 @@ class Journal:
             raise JournalError(f"cannot open journal {self._path!r}: {exc}") from exc
         self._connection: Optional[sqlite3.Connection] = connection
         try:
-            self._open(connection)
+            self._session = self._open(connection, wal_missing and not accept_missing_wal)
         except BaseException:
             self._connection = None
+            for owner_lock in self._owners.values():
+                owner_lock.release()
             connection.close()
             raise
+        self._finalizer = weakref.finalize(
+            self, finish, connection, self._lock, self._owners, self._locks
+        )
+        if fresh:
+            _log.warning("created a new, empty journal file %s", os.path.abspath(self._path))
 
     # -- opening and migration --
 
-    def _open(self, connection: sqlite3.Connection) -> None:
+    def _open(self, connection: sqlite3.Connection, check_wal: bool) -> str:
         try:
             # Read-only checks first: never switch a foreign database to WAL.
             self._check_identity(connection, write=False)
             mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal" and self._path != ":memory:":
+            wal = str(mode).lower() == "wal"
+            if not wal and self._locks is not None:
                 # e.g. a file system without shared memory; FULL is still
                 # durable with a rollback journal, only readers block writers.
                 _log.warning("journal %r runs in %s mode, not WAL", self._path, mode)
@@ -253,16 +171,35 @@ class Journal:
             connection.execute("BEGIN IMMEDIATE")  # one opener migrates at a time
             try:
                 self._check_identity(connection, write=True)
+                dead = dead_sessions(connection, self._locks)
+                if dead and check_wal and wal:
+                    raise JournalError(
+                        f"journal {self._path!r} was not closed cleanly and its -wal file "
+                        "is missing (deleted, or the file was copied without it): the "
+                        "newest rows, pending payments among them, may be lost. Restore "
+                        "the -wal file beside it, or open it with accept_missing_wal=True "
+                        "once you have reconciled with the PayServer"
+                    )
+                for owner in dead:
+                    connection.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+                session = self._add_owner(connection, "journal")
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            if wal:
+                # The session row reaches the main file, so a later copy of the
+                # file without its -wal still shows an open session.
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return session
         except sqlite3.Error as exc:
             raise JournalError(
                 f"{self._path!r} is not a usable payprotocol journal "
                 f"(corrupt, not an SQLite file, or locked): {exc}"
             ) from exc
+        except OSError as exc:
+            raise JournalError(f"journal {self._path!r}: cannot lock an owner: {exc}") from exc
 
     def _check_identity(self, connection: sqlite3.Connection, *, write: bool) -> None:
         """Refuse foreign or newer files; with ``write``, create or migrate."""
@@ -271,10 +208,10 @@ class Journal:
         has_tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
         if application_id == 0 and version == 0 and not has_tables:
             if write:
-                connection.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                self._migrate(connection, 0)
+                connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                migrate(connection.execute, 0)
             return
-        if application_id != _APPLICATION_ID:
+        if application_id != APPLICATION_ID:
             raise JournalError(
                 f"{self._path!r} is an SQLite database but not a payprotocol journal "
                 f"(application_id {application_id:#x}); refusing to touch it"
@@ -285,15 +222,17 @@ class Journal:
                 f"payprotocol; this version understands up to {SCHEMA_VERSION}"
             )
         if write and version < SCHEMA_VERSION:
-            self._migrate(connection, version)
+            migrate(connection.execute, version)
 
-    @staticmethod
-    def _migrate(connection: sqlite3.Connection, version: int) -> None:
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step]:
-                connection.execute(statement)
-        # PRAGMA takes no parameters; the value is our own int.
-        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    def _add_owner(self, db: sqlite3.Connection, kind: str) -> str:
+        # The lock is taken before the id is written anywhere (see _owners.py).
+        owner_lock = OwnerLock(self._locks)
+        self._owners[owner_lock.owner] = owner_lock
+        db.execute(
+            "INSERT INTO owners (owner, host, pid, kind, started_at) VALUES (?, ?, ?, ?, ?)",
+            (owner_lock.owner, host(), os.getpid(), kind, format_time(now())),
+        )
+        return owner_lock.owner
 
     # -- plumbing --
 
@@ -317,12 +256,82 @@ class Journal:
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self._path!r}: {exc}") from exc
 
-    # -- the API --
+    @contextlib.contextmanager
+    def _write(self, *, synced: bool) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: other writers wait);
+        ``synced=False`` commits it with ``synchronous=NORMAL``."""
+        with self._guard() as db:
+            if not synced:
+                db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not synced:
+                    db.execute("PRAGMA synchronous=FULL")
+
+    # -- owners --
 
     @property
     def path(self) -> str:
         """The journal file's path as given."""
         return self._path
+
+    @property
+    def owner(self) -> str:
+        """This journal session's own owner id (rows written without one)."""
+        return self._session
+
+    def register_owner(self) -> str:
+        """A new owner id (a client's), alive until :meth:`release_owner` or
+        until this process ends; see :meth:`owner_alive`."""
+        try:
+            with self._guard() as db:
+                return self._add_owner(db, "client")
+        except OSError as exc:
+            raise JournalError(f"journal {self._path!r}: cannot lock an owner: {exc}") from exc
+
+    def release_owner(self, owner: str) -> None:
+        """The owner's client closed: its rows may now be recovered by anyone."""
+        with self._guard() as db:
+            owner_lock = self._owners.pop(owner, None)
+            db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+        if owner_lock is not None:
+            owner_lock.release()
+
+    def owner_alive(self, owner: Optional[str]) -> bool:
+        """Whether the client that wrote a row may still be waiting for it.
+
+        An owner of this machine is alive while it holds its OS lock (any
+        process; the OS drops the lock when a process dies, however it dies).
+        An owner registered by **another machine** cannot be checked, so it
+        counts as alive: its rows are never settled from here. A dead owner's
+        registration is removed."""
+        if owner is None:
+            return False
+        with self._guard() as db:
+            row = db.execute("SELECT host FROM owners WHERE owner = ?", (owner,)).fetchone()
+            if row is not None and row[0] != host():
+                return True
+            if is_alive(self._locks, owner):
+                return True
+            if row is not None:
+                db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+            return False
+
+    def owner_host(self, owner: Optional[str]) -> Optional[str]:
+        """The machine an owner registered from, while it is registered."""
+        with self._guard() as db:
+            row = db.execute("SELECT host FROM owners WHERE owner = ?", (owner,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- the API --
 
     def record_sent(
         self,
@@ -332,29 +341,56 @@ class Journal:
         resource: Optional[str],
         custom_identifier: Optional[str],
         parameters: Union[Mapping[str, Any], Any],
+        owner: Optional[str] = None,
+        allow_identifier_reuse: bool = False,
     ) -> None:
         """Journal a transaction request; call it **before** the request is sent.
 
         ``message_type`` is normally ``EXECUTE_TRANSACTION_REQUEST`` or
         ``AMEND_TRANSACTION_REQUEST``; ``parameters`` is the request's data
-        object as its wire dict (an attrs model is unstructured first). Secrets
-        are masked before anything is written. When this returns, the row is
-        committed and synced, so it survives a crash or power loss.
+        object as its wire dict (an attrs model is unstructured first);
+        ``owner`` the writing client's id (default: this journal's own).
+        Secrets are masked before anything is written. When this returns, the
+        row is committed and synced, so it survives a crash or power loss.
 
-        Raises :class:`JournalError` when the tag is already journaled (tags
-        are unique per request) or the write fails: then do not send.
+        In the same transaction (so two processes cannot both pass), the
+        custom identifier is checked: a row with it that is unresolved or in
+        conflict raises :class:`~payprotocol.errors.CustomIdentifierInUseError`;
+        so does a settled one (a transaction exists under it) unless
+        ``allow_identifier_reuse``. Raises :class:`JournalError` when the tag is
+        already journaled or the write fails. Either way: do not send.
         """
         if attrs.has(type(parameters)):
             parameters = to_wire(parameters)
         if not isinstance(parameters, Mapping):
             raise TypeError(f"parameters must be a wire dict, got {type(parameters).__name__}")
-        payload = _to_json(dict(parameters))
-        with self._guard() as db:
+        payload = to_json(dict(parameters))
+        with self._write(synced=True) as db:
+            if custom_identifier is not None:
+                refusal = reuse_refusal(
+                    db.execute(
+                        "SELECT resolved, conflict, status, transaction_json IS NOT NULL"
+                        " FROM transactions WHERE custom_identifier = ?",
+                        (custom_identifier,),
+                    ).fetchall(),
+                    custom_identifier,
+                    allow_identifier_reuse,
+                )
+                if refusal is not None:
+                    raise refusal
             try:
                 db.execute(
                     "INSERT INTO transactions (tag, message_type, resource, custom_identifier,"
-                    " parameters, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (tag, message_type, resource, custom_identifier, payload, _format_time(_now())),
+                    " parameters, sent_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tag,
+                        message_type,
+                        resource,
+                        custom_identifier,
+                        payload,
+                        format_time(now()),
+                        owner or self._session,
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise JournalError(f"tag {tag!r} is already in the journal: {exc}") from exc
@@ -366,59 +402,65 @@ class Journal:
         *,
         status: Union[m.TransactionStatus, str],
         error: Optional[str] = None,
-    ) -> None:
-        """Record the outcome of the request journaled under ``tag``.
+        delivered: bool = False,
+    ) -> str:
+        """Record a response's outcome for the request journaled under ``tag``.
 
         ``status`` is the transaction's status, or for example ``"ERROR"`` for
         a ``ServerError`` response (request refused), ``NOT_SENT`` or
         ``NOT_FOUND``. Any other status (``INCONCLUSIVE``, ``PENDING``, one this
-        version does not know) is recorded but keeps the row pending, because
-        the outcome must still be looked up. Recording again (a lookup
-        after a restart, a late response) replaces the earlier outcome.
+        version does not know) keeps the row pending. A row that is already
+        settled is never re-opened by a non-final status and never
+        overwritten: a final outcome that disagrees with it (another status,
+        or another transaction) marks the row as a **conflict**, keeps both,
+        logs at ERROR and shows it in :meth:`pending` until a lookup
+        (:meth:`record_lookups`) settles it.
 
-        Raises :class:`JournalError` if ``tag`` was never journaled.
+        ``delivered`` marks the outcome the caller was given (the response
+        that completed the call): in a conflict it stays the row's ``status``
+        even when a late response was written first, the other one becoming
+        ``conflict_status``.
+
+        Returns what happened: ``"settled"``, ``"pending"``, ``"conflict"`` or
+        ``"unchanged"``. Raises :class:`JournalError` if ``tag`` was never
+        journaled.
         """
-        status_text = _status_text(status)
-        transaction_json: Optional[str] = None
-        transaction_identifier: Optional[str] = None
-        if transaction is not None:
-            transaction_json = _to_json(to_wire(transaction))
-            transaction_identifier = transaction.transaction_identifier
-        resolved = status_text in _SETTLING_STATUSES
-        with self._guard() as db:
-            # A non-final answer becomes the reason; a final one keeps the
-            # earlier reason as history ("timed out, later resolved").
-            cursor = db.execute(
-                "UPDATE transactions SET status = ?, error = ?, transaction_json = ?,"
-                " transaction_identifier = ?, outcome_at = ?, resolved = ?,"
-                " reason = CASE WHEN ? THEN reason ELSE ? END WHERE tag = ?",
-                (
-                    status_text,
-                    error,
-                    transaction_json,
-                    transaction_identifier,
-                    _format_time(_now()),
-                    int(resolved),
-                    int(resolved),
-                    f"response status {status_text}: outcome not final, look it up",
-                    tag,
-                ),
+        with self._write(synced=False) as db:
+            return apply_outcome(
+                db, tag, transaction, status_text(status), error, lookup=False, delivered=delivered
             )
-            if cursor.rowcount == 0:
-                raise JournalError(f"tag {tag!r} is not in the journal")
 
-    def mark_unknown(self, tag: str, reason: str) -> bool:
+    def record_lookups(
+        self, outcomes: Iterable[Tuple[str, Optional[m.Transaction], str]]
+    ) -> List[str]:
+        """Record what lookups found, ``(tag, transaction, status)`` each, in
+        **one** transaction. A lookup is the server's own record, so a final
+        one also settles a conflict; otherwise the rules of
+        :meth:`record_outcome` apply. Returns what happened to each."""
+        with self._write(synced=False) as db:
+            return [
+                apply_outcome(db, tag, transaction, status_text(status), None, lookup=True)
+                for tag, transaction, status in outcomes
+            ]
+
+    def mark_unknown(
+        self, tag: str, reason: str, received: Optional[Mapping[str, Any]] = None
+    ) -> bool:
         """Note that the client stopped waiting for ``tag`` (connection lost,
-        timeout): the row stays pending and ``reason`` is kept.
+        timeout, an untrusted answer): the row stays pending and ``reason`` is
+        kept, with ``received`` (the final response as received, if any:
+        stored redacted, as JSON text).
 
         Returns False, changing nothing, when the outcome was already recorded
         (a response that won the race against the timeout). Raises
         :class:`JournalError` if ``tag`` was never journaled.
         """
+        received_json = None if received is None else to_json(dict(received))
         with self._guard() as db:
             cursor = db.execute(
-                "UPDATE transactions SET reason = ? WHERE tag = ? AND resolved = 0",
-                (reason, tag),
+                "UPDATE transactions SET reason = ?, received = coalesce(?, received)"
+                " WHERE tag = ? AND resolved = 0",
+                (reason, received_json, tag),
             )
             if cursor.rowcount:
                 return True
@@ -427,11 +469,12 @@ class Journal:
             return False
 
     def pending(self) -> List[PendingOutcome]:
-        """Every transaction whose outcome is unknown, oldest first."""
+        """Every transaction whose outcome is unknown or in conflict, oldest first."""
         with self._guard() as db:
             rows = db.execute(
                 "SELECT tag, message_type, resource, custom_identifier, parameters, sent_at,"
-                " reason, status FROM transactions WHERE resolved = 0 ORDER BY id"
+                " reason, status, conflict, conflict_status, owner, received"
+                " FROM transactions WHERE resolved = 0 OR conflict = 1 ORDER BY id"
             ).fetchall()
         return [
             PendingOutcome(
@@ -440,9 +483,13 @@ class Journal:
                 resource=row[2],
                 custom_identifier=row[3],
                 parameters=self._decode(row[4], row[0]),
-                sent_at=_parse_time(row[5]),
+                sent_at=parse_time(row[5]),
                 reason=row[6],
                 status=row[7],
+                conflict=bool(row[8]),
+                conflict_status=row[9],
+                owner=row[10],
+                received=None if row[11] is None else self._decode(row[11], row[0]),
             )
             for row in rows
         ]
@@ -465,13 +512,20 @@ class Journal:
             ).fetchall()
         return [self._entry(row) for row in rows]
 
+    def entries(self) -> List[JournalEntry]:
+        """Every row, pending, conflicting and settled, oldest first."""
+        with self._guard() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM transactions ORDER BY id").fetchall()
+        return [self._entry(row) for row in rows]
+
     def prune(self, before: datetime.datetime) -> int:
-        """Delete resolved rows sent before ``before`` (aware datetime) and
-        return how many. Pending rows are never deleted."""
-        cutoff = _format_time(before)
+        """Delete settled rows sent before ``before`` (aware datetime) and
+        return how many. Pending and conflicting rows are never deleted."""
+        cutoff = format_time(before)
         with self._guard() as db:
             cursor = db.execute(
-                "DELETE FROM transactions WHERE resolved = 1 AND sent_at < ?", (cutoff,)
+                "DELETE FROM transactions WHERE resolved = 1 AND conflict = 0 AND sent_at < ?",
+                (cutoff,),
             )
             return cursor.rowcount
 
@@ -483,15 +537,28 @@ class Journal:
         if results != ["ok"]:
             raise JournalError(f"journal {self._path!r} is corrupt: {'; '.join(results[:5])}")
 
+    def backup(self, target: Union[str, os.PathLike[str]]) -> None:
+        """Copy the journal, consistently, to a new file ``target`` with
+        SQLite's online backup API (a plain file copy can miss the ``-wal``)."""
+        with self._guard() as db:
+            destination = sqlite3.connect(os.fspath(target))
+            try:
+                db.backup(destination)
+                destination.execute("DELETE FROM owners")  # nobody owns a backup
+                destination.commit()
+            finally:
+                destination.close()
+
     def close(self) -> None:
         """Close the file. Idempotent; later calls raise :class:`JournalError`."""
         with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except sqlite3.Error as exc:  # pragma: no cover - close rarely fails
-                raise JournalError(f"closing journal {self._path!r}: {exc}") from exc
+            if self._connection is None:
+                return
+            self._connection = None
+        try:
+            self._finalizer()
+        except sqlite3.Error as exc:  # pragma: no cover - close rarely fails
+            raise JournalError(f"closing journal {self._path!r}: {exc}") from exc
 
     def __enter__(self) -> Journal:
         return self
@@ -507,33 +574,41 @@ class Journal:
 
     def _decode(self, text: str, tag: str) -> Dict[str, Any]:
         try:
-            value = _from_json(text)
+            value = from_json(text)
         except ValueError as exc:
             raise JournalError(f"journal row {tag!r} holds invalid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise JournalError(f"journal row {tag!r} holds {type(value).__name__}, not an object")
         return value
 
+    def _transaction(self, text: Optional[str], tag: str) -> Optional[m.Transaction]:
+        if text is None:
+            return None
+        try:
+            return from_wire(self._decode(text, tag), m.Transaction)
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            raise JournalError(f"journal row {tag!r} holds a bad transaction: {exc}") from exc
+
     def _entry(self, row: Tuple[Any, ...]) -> JournalEntry:
         (tag, message_type, resource, custom_identifier, parameters, sent_at, reason,
-         status, error, transaction_json, outcome_at, resolved) = row  # fmt: skip
-        transaction: Optional[m.Transaction] = None
-        if transaction_json is not None:
-            try:
-                transaction = from_wire(self._decode(transaction_json, tag), m.Transaction)
-            except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
-                raise JournalError(f"journal row {tag!r} holds a bad transaction: {exc}") from exc
+         status, error, transaction_json, outcome_at, resolved, conflict, conflict_status,
+         conflict_json, received, owner) = row  # fmt: skip
         return JournalEntry(
             tag=tag,
             message_type=message_type,
             resource=resource,
             custom_identifier=custom_identifier,
             parameters=self._decode(parameters, tag),
-            sent_at=_parse_time(sent_at),
+            sent_at=parse_time(sent_at),
             reason=reason,
             status=status,
             error=error,
-            transaction=transaction,
-            outcome_at=None if outcome_at is None else _parse_time(outcome_at),
-            pending=not resolved,
+            transaction=self._transaction(transaction_json, tag),
+            outcome_at=None if outcome_at is None else parse_time(outcome_at),
+            pending=bool(conflict) or not resolved,
+            conflict=bool(conflict),
+            conflict_status=conflict_status,
+            conflict_transaction=self._transaction(conflict_json, tag),
+            received=None if received is None else self._decode(received, tag),
+            owner=owner,
         )

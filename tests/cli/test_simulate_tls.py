@@ -65,7 +65,8 @@ def sim() -> Iterator[SimulateTls]:
 
 def charge(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_cli(
-        "charge", "--url", url, "--merchant", MERCHANT, "reader1", "40.00", "EUR", "--json", *ANSWERS, *extra
+        "charge", "--url", url, "--merchant", MERCHANT, "reader1", "40.00", "EUR", "--json",
+        *ANSWERS, *extra,
     )
 
 

@@ -55,6 +55,12 @@ def test_the_journal_row_is_committed_before_the_request_leaves(kind: str, tmp_p
 class RefusingJournal:
     """A journal whose write before the send fails (a full disk)."""
 
+    def register_owner(self) -> str:
+        return "owner-1"
+
+    def release_owner(self, owner: str) -> None:
+        pass
+
     def record_sent(self, **kwargs: Any) -> None:
         raise JournalError("disk full")
 

@@ -18,6 +18,7 @@ from payprotocol._requests import PendingRequest, RequestTable
 from payprotocol.errors import (
     ConnectionLostError,
     ProtocolViolationError,
+    RequestTimeoutError,
     ServerError,
     TransactionOutcomeUnknownError,
 )
@@ -211,13 +212,14 @@ def test_the_recorder_writes_each_fact_of_a_transaction() -> None:
     recorder.unknown(req, unknown)
     names = [(name, kwargs.get("status")) for name, _, kwargs in journal.calls]
     assert names == [
+        ("register_owner", None),  # the client's owner id, alive until close()
         ("record_sent", None),
         ("record_outcome", "NOT_SENT"),
         ("record_outcome", "DECLINED"),
         ("record_outcome", "ERROR"),
         ("mark_unknown", None),
     ]
-    assert journal.calls[-1][1] == ("t1", "link dropped")
+    assert journal.calls[-1][1] == ("t1", "link dropped", None)
 
 
 def test_plain_requests_are_never_journaled() -> None:
@@ -228,11 +230,13 @@ def test_plain_requests_are_never_journaled() -> None:
     recorder.settled(
         lookup, m.Message("GET_TRANSACTION_RESPONSE", "t1", data=m.GetTransactionResponse(tx()))
     )
-    assert journal.calls == []
+    assert [c[0] for c in journal.calls] == ["register_owner"]
 
 
 def test_a_failing_write_before_the_send_raises_later_ones_are_logged() -> None:
-    recorder = JournalRecorder(Calls(fail=True), owned=False)  # type: ignore[arg-type]
+    journal = Calls()
+    recorder = JournalRecorder(journal, owned=False)  # type: ignore[arg-type]
+    journal.fail = True
     with pytest.raises(JournalError):
         recorder.sent(request(), {})
     recorder.settled(request(), final())  # logged, never masks the caller's result
@@ -240,29 +244,58 @@ def test_a_failing_write_before_the_send_raises_later_ones_are_logged() -> None:
 
 def test_only_a_journal_the_client_opened_is_closed_with_it() -> None:
     mine, theirs = Calls(), Calls()
+    mine.register_owner = lambda: "owner-1"  # type: ignore[attr-defined]
     JournalRecorder(mine, owned=True).close()  # type: ignore[arg-type]
     JournalRecorder(theirs, owned=False).close()  # type: ignore[arg-type]
-    assert [c[0] for c in mine.calls] == ["close"] and theirs.calls == []
+    assert [c[0] for c in mine.calls] == ["release_owner", "close"]
+    assert [c[0] for c in theirs.calls] == ["register_owner"]
 
 
 # --- recover ----------------------------------------------------------------------
 
 
-def pending(tag: str, custom: Optional[str], amount: str = "10") -> PendingOutcome:
-    parameters = {"transactionParameters": {"type": "CHARGE", "amount": Decimal(amount)}}
+def pending(
+    tag: str, custom: Optional[str], amount: str = "10", owner: Optional[str] = "dead", **asked: Any
+) -> PendingOutcome:
+    parameters = {
+        "transactionParameters": {"type": "CHARGE", "amount": Decimal(amount), **asked}
+    }
     sent = datetime.datetime.now(datetime.timezone.utc)
     return PendingOutcome(
-        tag, "EXECUTE_TRANSACTION_REQUEST", "devices/r1", custom, parameters, sent, None
-    )
+        tag, "EXECUTE_TRANSACTION_REQUEST", "devices/r1", custom, parameters, sent, None,
+        owner=owner,
+    )  # fmt: skip
 
 
 class PendingJournal(Calls):
+    """A journal with these pending entries; owners named "alive..." are alive."""
+
     def __init__(self, entries: List[PendingOutcome]) -> None:
         super().__init__()
         self.entries = entries
+        self.batches: List[List[Tuple[str, Any, str]]] = []
 
     def pending(self) -> List[PendingOutcome]:
         return self.entries
+
+    def owner_alive(self, owner: Optional[str]) -> bool:
+        return owner is not None and owner.startswith("alive")
+
+    def record_lookups(self, outcomes: List[Tuple[str, Any, str]]) -> List[str]:
+        self.batches.append(list(outcomes))
+        return [
+            "settled" if status in ("APPROVED", "NOT_FOUND") else "pending"
+            for _, _, status in outcomes
+        ]
+
+
+def approved_tx(**changes: Any) -> m.Transaction:
+    fields: dict = dict(
+        transaction_identifier="tx", type="CHARGE", status="APPROVED", amount=Decimal("10"),
+        currency="EUR", custom_identifier=None,
+    )  # fmt: skip
+    fields.update(changes)
+    return m.Transaction(**fields)
 
 
 def test_recover_records_found_not_found_and_skips_what_it_must() -> None:
@@ -270,7 +303,9 @@ def test_recover_records_found_not_found_and_skips_what_it_must() -> None:
         [
             pending("found", "c-found"),
             pending("absent", "c-absent"),
-            pending("flying", "c-flying"),
+            pending("flying", "c-flying", owner="me"),  # this client waits for it
+            pending("mine", "c-mine", owner="me"),  # this client's, no longer waited for
+            pending("theirs", "c-theirs", owner="alive-other-client"),
             pending("other", "c-other", amount="99"),
             pending("nameless", None),
         ]
@@ -279,26 +314,89 @@ def test_recover_records_found_not_found_and_skips_what_it_must() -> None:
     def look_up(custom_identifier: str) -> m.Transaction:
         if custom_identifier == "c-absent":
             raise ServerError("TRANSACTION_NOT_FOUND", "none")
-        return m.Transaction("tx", "CHARGE", "APPROVED", amount=Decimal("10"), currency="EUR")
+        return approved_tx()
 
-    results = recover(journal, look_up, in_flight=lambda tag: tag == "flying")  # type: ignore[arg-type]
-    by_tag = {r.pending.tag: (r.transaction is not None, r.resolved) for r in results}
+    results = recover(journal, look_up, in_flight=lambda tag: tag == "flying", owner="me")  # type: ignore[arg-type]
+    by_tag = {r.pending.tag: (r.result, r.transaction is not None, r.resolved) for r in results}
     assert by_tag == {
-        "found": (True, True),
-        "absent": (False, True),
-        "other": (False, False),  # amount 10 is not the 99 asked for: not this request's
-        "nameless": (False, False),
+        "found": ("found", True, True),
+        "absent": ("not_found", False, True),
+        "flying": ("in_flight", False, False),
+        "mine": ("found", True, True),
+        "theirs": ("in_flight", False, False),  # another live client: never settled from here
+        "other": ("mismatch", False, False),  # amount 10 is not the 99 asked for
+        "nameless": ("error", False, False),
     }
-    recorded = {args[0]: kwargs["status"] for name, args, kwargs in journal.calls}
-    assert recorded == {"found": "APPROVED", "absent": "NOT_FOUND"}
+    [batch] = journal.batches  # one transaction for every outcome
+    assert {tag: status for tag, _, status in batch} == {
+        "found": "APPROVED",
+        "absent": "NOT_FOUND",
+        "mine": "APPROVED",
+    }
 
 
-def test_recover_stops_at_a_lookup_error_that_is_not_not_found() -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ServerError("INTERNAL_ERROR", "boom"),
+        ServerError("NOT_LOGGED_IN", "log in first"),
+        RequestTimeoutError("no answer"),
+        ConnectionLostError("down"),
+        ProtocolViolationError("GET_TRANSACTION_RESPONSE holds no transaction"),
+    ],
+)
+def test_one_failing_lookup_never_stops_the_others(failure: Exception) -> None:
+    journal = PendingJournal([pending("odd", "c-odd"), pending("fine", "c-fine")])
+
+    def look_up(custom_identifier: str) -> m.Transaction:
+        if custom_identifier == "c-odd":
+            raise failure
+        return approved_tx()
+
+    results = recover(journal, look_up, in_flight=lambda tag: False)  # type: ignore[arg-type]
+    assert [(r.pending.tag, r.result, r.resolved) for r in results] == [
+        ("odd", "error", False),
+        ("fine", "found", True),
+    ]
+    assert results[0].error is failure
+    assert [[tag for tag, _, _ in batch] for batch in journal.batches] == [["fine"]]
+
+
+@pytest.mark.parametrize(
+    ("found", "asked"),
+    [
+        (approved_tx(custom_identifier="someone-else"), {}),
+        (approved_tx(currency="USD"), {"currency": "EUR"}),
+        (approved_tx(type="REFUND"), {}),
+        (approved_tx(amount=Decimal("10.01")), {}),
+    ],
+)
+def test_a_transaction_that_is_not_the_requests_is_a_mismatch(
+    found: m.Transaction, asked: Any
+) -> None:
+    journal = PendingJournal([pending("one", "c-1", **asked)])
+    [result] = recover(journal, lambda c: found, in_flight=lambda tag: False)  # type: ignore[arg-type]
+    assert (result.result, result.resolved) == ("mismatch", False)
+    assert journal.batches == [[]]
+
+
+def test_the_amount_may_differ_after_a_tip_or_total_step() -> None:
+    entry = pending("one", "c-1")
+    entry.parameters["processParameters"] = {"steps": {"askForTip": {"maxTipAmount": 5}}}
+    journal = PendingJournal([entry])
+    [result] = recover(
+        journal,  # type: ignore[arg-type]
+        lambda c: approved_tx(amount=Decimal("12.00"), custom_identifier="c-1"),
+        in_flight=lambda tag: False,
+    )
+    assert (result.result, result.resolved) == ("found", True)
+
+
+def test_a_non_final_lookup_stays_pending() -> None:
     journal = PendingJournal([pending("one", "c-1")])
-
-    def not_logged_in(custom_identifier: str) -> m.Transaction:
-        raise ServerError("NOT_LOGGED_IN", "log in first")
-
-    with pytest.raises(ServerError, match="NOT_LOGGED_IN"):
-        recover(journal, not_logged_in, in_flight=lambda tag: False)  # type: ignore[arg-type]
-    assert journal.calls == []  # nothing recorded as "not found, nothing charged"
+    [result] = recover(
+        journal,  # type: ignore[arg-type]
+        lambda c: m.Transaction("tx", "CHARGE", "PENDING", amount=Decimal("10")),
+        in_flight=lambda tag: False,
+    )
+    assert (result.result, result.resolved) == ("still_pending", False)
