@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 
 import pytest
 
-from ..support.cli import MERCHANT, SECRET, Simulate, run_cli
+from ..support.cli import MERCHANT, SECRET, Simulate, remote, run_cli
 from ..support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,10 +24,6 @@ def dropping() -> Iterator[Simulate]:
     # The link drops after the second message of every transaction.
     with Simulate("--merchant", f"{MERCHANT}:{SECRET}", "--fault", "drop-after=2") as simulator:
         yield simulator
-
-
-def remote(sim: Simulate, *args: str) -> List[str]:
-    return [args[0], "--url", sim.tcp_url, "--merchant", MERCHANT, *args[1:]]
 
 
 def as_json(text: str) -> Any:
