@@ -457,7 +457,9 @@ def test_a_foreign_error_of_a_plain_request_is_that_server_error(table: RequestT
 # --- money judged, never guessed (6.3) -----------------------------------------------
 
 
-def charge_request(table: RequestTable, currency: str = "EUR", kind: str = "CHARGE") -> PendingRequest:
+def charge_request(
+    table: RequestTable, currency: str = "EUR", kind: str = "CHARGE"
+) -> PendingRequest:
     parameters = m.TransactionParameters(kind, 10, currency, True, custom_identifier="order-1")
     request = table.new_request(
         "t1",
