@@ -155,7 +155,8 @@ class FaultPlan:
         something (``customIdentifier``, ``transactionIdentifier``,
         ``referencedTransactionIdentifier``, ``identifier``, ``resource``, a
         transaction's ``type``, an action's ``action``, the ``devices`` and
-        ``applications`` lists and the ``transaction`` object as a whole).
+        ``applications`` lists, and the ``transaction``, ``dccSelection`` and
+        ``applicationSelection`` objects as a whole).
     ``none``
         No fault (the same as giving nothing).
     """
@@ -500,10 +501,14 @@ _KEPT = frozenset(
         "devices",
         "applications",
         "transaction",
+        "dccSelection",
+        "applicationSelection",
     }
 )
 # Kept containers whose inside is still mutated (apart from the kept keys in it).
-_OPEN = frozenset({"devices", "applications", "transaction"})
+_OPEN = frozenset(
+    {"devices", "applications", "transaction", "dccSelection", "applicationSelection"}
+)
 # Kept keys whose enum values may still change case: read case-insensitively.
 _CASE_ALLOWED = frozenset({"status", "action"})
 _ENUM_LIKE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
