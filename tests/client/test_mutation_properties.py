@@ -281,6 +281,9 @@ def test_money_mutations_never_return_a_wrong_or_missing_status(
     if isinstance(outcome, m.Transaction):
         assert outcome.status == script.truth, what
         assert isinstance(outcome.status, m.TransactionStatus), what
+        # ... and it is this request's outcome, as far as the response says.
+        assert outcome.custom_identifier in (None, script.custom_identifier), what
+        assert outcome.currency is None or outcome.currency.upper() == "EUR", what
     elif isinstance(outcome, ServerError):
         # Only a payment that definitely failed can be a refusal.
         assert script.truth in m.FAILED_STATUSES, what
