@@ -61,15 +61,17 @@ def _tags_in(payload: bytes) -> Iterator[str]:
 
 def _action_of(message: m.Message) -> m.ExecuteTransactionAction:
     """A typed action from an ``EXECUTE_TRANSACTION_ACTION`` whose data could
-    not be typed: its ``action`` when that is a string (else ``"UNKNOWN"``),
-    everything else kept under its wire key in ``extra_fields``."""
+    not be typed at all (the codec types every data object it can): its
+    ``action`` when that is a string (else ``None``, as the codec reads an
+    unreadable one), everything else kept under its wire key in
+    ``extra_fields``."""
     data = message.data if isinstance(message.data, dict) else {}
     action = data.get("action")
     extras = {key: value for key, value in data.items() if key != "action"}
     if not isinstance(action, str):
         if "action" in data:
             extras["action"] = action
-        action = "UNKNOWN"
+        action = None
     return m.ExecuteTransactionAction(
         action=action, extra_fields=extras, tag=message.tag, resource=message.resource
     )

@@ -130,10 +130,8 @@ class _Connection(Outbox):
         if isinstance(payload, faults.Malformed):
             log.info("%s: fault malformed=%s", self.peer, payload.kind)
             return _Item("malformed", payload.kind)
-        if isinstance(payload, faults.Bom):
-            text = "\ufeff" + dumps(payload.wire)  # the mutate fault's byte-order mark
-        else:
-            text = dumps(payload)
+        # The mutate fault's byte-order mark goes in front of the JSON text.
+        text = "\ufeff" + dumps(payload.wire) if isinstance(payload, faults.Bom) else dumps(payload)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.peer, redacted_text(text))
         return _Item("message", text, plan.byte_by_byte, plan.coalesce, plan.coalesce_window)
