@@ -229,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         action="append",
         default=[],
-        help="inject a fault, e.g. drop-after=3, byte-by-byte, late-response=2 (repeatable)",
+        help=(
+            "inject a fault, e.g. drop-after=3, byte-by-byte, late-response=2, mutate=7 "
+            "(repeatable)"
+        ),
     )
     simulate.set_defaults(handler=cmd_simulate)
 
