@@ -308,6 +308,10 @@ def _field_source(field: attrs.Attribute[Any], i: int, namespace: Dict[str, Any]
     key = to_camel(field.name)
     inner = _optional_inner(field.type)
     target = field.type if inner is None else inner
+    if field.metadata.get("wire_required") and get_origin(target) in _UNION_ORIGINS:
+        # Optional[Union[SomeEnum, str]] is one flat union: without its None, so
+        # that a null is refused like an absent key.
+        target = Union[tuple(arg for arg in get_args(target) if arg is not type(None))]
     namespace[f"t{i}"], namespace[f"h{i}"] = target, converter.get_structure_hook(target)
     convert = f"v{i} = h{i}(v{i}, t{i})"
     exact = target in _EXACT_TYPES
