@@ -167,3 +167,9 @@ def test_the_transaction_models_its_receipt_flags() -> None:
     assert (transaction.tip_line_required, transaction.signature_line_required) == (True, False)
     assert transaction.extra_fields == {}
     assert to_wire(m.Transaction(tip_line_required=False)) == {"tipLineRequired": False}
+
+
+def vendor_request_examples() -> List[Dict[str, Any]]:
+    """The vendor's offline and tip-adjustable request examples (3.2), verbatim
+    (also sent to the simulator by tests/simulator/test_vendor_examples.py)."""
+    return _filled()[0][3:5]
