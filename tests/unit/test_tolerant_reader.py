@@ -441,3 +441,37 @@ def test_requests_stay_strict() -> None:  # guard
             ' {"transactionParameters": {"type": "CHARGE", "amount": 1, "currency": "EUR",'
             ' "autoCapture": "yes"}}}'
         )
+
+
+# --- every field of a full response, one at a time ------------------------------------
+
+_NOTHING_FITS = [[{"z": 1}]]  # no coercion turns this into any field's type
+
+
+def _leaf_paths(value: Any, path: tuple = ()) -> List[tuple]:  # type: ignore[type-arg]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _leaf_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _leaf_paths(item, (*path, i))]
+    return [path]
+
+
+_FULL = _response(_transaction())
+_PATHS = [p for p in _leaf_paths(_FULL) if p[0] == "executeTransactionResponse"]
+
+
+@pytest.mark.parametrize("path", _PATHS, ids=lambda p: ".".join(map(str, p[2:])))
+def test_any_one_field_that_does_not_fit_costs_only_itself(path: tuple) -> None:  # type: ignore[type-arg]
+    wire = json.loads(dumps(_FULL), parse_float=Decimal)
+    target = wire
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = _NOTHING_FITS
+    message = _decode(wire)
+    assert type(message.data) is m.ExecuteTransactionResponse
+    transaction = message.data.transaction
+    expected = None if path[2:] == ("status",) else TransactionStatus.APPROVED
+    assert transaction.status is expected
+    if path[2:] != ("amount",):
+        assert transaction.amount == Decimal("10.00")
+    assert _same_json(message, wire)  # the misfit goes back exactly as received
