@@ -7,6 +7,12 @@ for that type. Types we do not know become :class:`RawMessage` with everything
 kept. ``encode_message`` is the inverse and writes ``Decimal`` as the exact JSON
 number it holds (``10.00`` stays ``10.00``).
 
+Server messages are read as a tolerant reader (p3-protocol.md 6.2): strictly
+first, the fast path a well-formed message never leaves; when that fails, field
+by field (:mod:`payprotocol._tolerant`), each misfit kept as received in
+``extra_fields`` and logged at WARNING on ``payprotocol.codec`` (type, tag,
+path; never the value). Requests are read strictly.
+
 Errors say which rule the peer broke; :class:`ProtocolViolationError.raw` keeps
 the parsed object when the JSON itself was fine, so a caller can still route
 the failure to the right tag.

@@ -3,14 +3,17 @@
 
 Strategy: declare each shape once as a small attrs class and let the single
 cattrs converter in :mod:`payprotocol.wire_converter` derive the wire mapping
-(``snake_case`` attribute <-> lowerCamelCase key). Three rules keep us
+(``snake_case`` attribute <-> lowerCamelCase key). Four rules keep us
 forward compatible with a real PayServer (section 6):
 
 * every model has ``extra_fields``: wire keys it does not know (and keys that
   arrived as an explicit ``null``) are kept there and written back unchanged;
 * enum-typed fields are ``Union[SomeEnum, str]``: a value the enum does not
   know stays a plain ``str`` instead of failing;
-* optional fields default to ``None`` and are left off the wire when ``None``.
+* optional fields default to ``None`` and are left off the wire when ``None``;
+* a field that does not fit is kept as received in ``extra_fields`` and its
+  attribute keeps the default (the tolerant reader of
+  :mod:`payprotocol.codec`, section 6.2).
 
 Annotations use ``typing.Optional``/``Union``/``Dict``/``List`` on purpose:
 cattrs resolves them at run time and Python 3.9 cannot evaluate ``X | None``.

@@ -15,7 +15,13 @@ Configured once, at import, with generated (un)structure functions per class:
   float round trip); an int becomes an exact ``Decimal``, a float is refused;
 * ``Union[SomeEnum, str]`` yields the enum member, or the plain string when the
   enum does not know the value;
-* datetimes are ISO 8601 strings, read as aware datetimes (naive means UTC);
+* datetimes are ISO 8601 strings, read as aware datetimes (naive means UTC):
+  ``Z``, offsets, 0 to 9 fraction digits, and epoch milliseconds (6.2);
+* the other unambiguous coercions of 6.2: ``"true"``/``"false"`` for a
+  boolean, a digit string for an integer, a lone value for a one-item list;
+  an enum value in another letter case is the member;
+* a field with ``wire_required`` metadata must be on the wire (strictly), even
+  though the model lets it be ``None`` (the tolerant reader's default);
 * wire keys a class does not know, and known keys sent as an explicit ``null``,
   go to ``extra_fields`` and are written back, so an object the client echoes
   reaches the server unchanged. A ``None`` attribute is left off the wire.
@@ -77,8 +83,13 @@ _ISO_8601 = re.compile(
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
+
+
 def _structure_datetime(value: Any, _: Any) -> datetime.datetime:
     if isinstance(value, str):
+        if _CANONICAL.fullmatch(value):  # what the contract shows: the C parser, same result
+            return datetime.datetime.fromisoformat(value[:-1] + "+00:00")
         found = _ISO_8601.fullmatch(value)
         if found is None:
             raise ValueError("not an ISO 8601 timestamp")
@@ -308,6 +319,10 @@ def _field_source(field: attrs.Attribute[Any], i: int, namespace: Dict[str, Any]
     key = to_camel(field.name)
     inner = _optional_inner(field.type)
     target = field.type if inner is None else inner
+    if field.metadata.get("wire_required") and get_origin(target) in _UNION_ORIGINS:
+        # Optional[Union[SomeEnum, str]] is one flat union: without its None, so
+        # that a null is refused like an absent key.
+        target = Union[tuple(arg for arg in get_args(target) if arg is not type(None))]
     namespace[f"t{i}"], namespace[f"h{i}"] = target, converter.get_structure_hook(target)
     convert = f"v{i} = h{i}(v{i}, t{i})"
     exact = target in _EXACT_TYPES
