@@ -43,6 +43,7 @@ FAULT_KINDS = (
     "unknown-fields",
     "unknown-enums",
     "unknown-message",
+    "mutate=SEED",
 )
 
 

@@ -274,9 +274,11 @@ class PayClient(ReaderAnswers):
         """
         if parameters.custom_identifier is None:
             parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
+        if parameters.auto_capture is None:  # always written (3.2); absent would read as true
+            parameters = attrs.evolve(parameters, auto_capture=True)
         data = m.ExecuteTransactionRequest(
             parameters,
-            mode=mode,
+            mode=m.Mode.ONLINE if mode is None else mode,  # always written (3.2)
             session_identifier=session_identifier,
             process_parameters=process_parameters,
         )
@@ -589,6 +591,7 @@ class PayClient(ReaderAnswers):
             custom_identifier=custom_identifier,
             on_update=on_update,
             on_action=on_action,
+            data=data,
         )
         if isinstance(data, dict) or (data is not None and request_type not in codec.MESSAGE_TYPES):
             message: m.Message = m.RawMessage(request_type, request.tag, resource, data)

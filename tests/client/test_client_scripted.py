@@ -461,11 +461,10 @@ def test_no_threads_left_after_close(serve: Serve) -> None:
     "garbage",
     [
         b"\xff\xff\xff\xff",  # a 4 GiB length
-        b"\x00\x00\x00\x05[1,2]",  # JSON that is not an object
-        b"\x00\x00\x00\x03\xff\xfe\xfd",  # not UTF-8
+        b"\x00\x00\x00\x00",  # a length of 0
     ],
 )
-def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
+def test_a_broken_frame_stream_closes_the_connection(garbage: bytes) -> None:
     def handler(peer: Peer) -> None:
         peer.recv()
         peer.recv()
@@ -482,25 +481,28 @@ def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
 
         thread = threading.Thread(target=charge)
         thread.start()  # the server waits for both requests before the garbage
-        with pytest.raises(ProtocolViolationError):
+        with pytest.raises(ProtocolViolationError) as caught:
             client.get_transaction(transaction_identifier="x")
+        assert caught.value.broken_stream
         thread.join(2)
         assert isinstance(results[0], TransactionOutcomeUnknownError)
         assert isinstance(results[0].__cause__, ProtocolViolationError)
+        assert results[0].__cause__.broken_stream
         eventually(lambda: not client.connected)
 
 
-def test_message_that_does_not_fit_fails_only_its_request(serve: Serve) -> None:
+def test_a_field_that_does_not_fit_costs_only_that_field(serve: Serve) -> None:
     def handler(peer: Peer) -> None:
         request = peer.recv()
-        data = {"transaction": {"amount": "not a number"}}
+        data = {"transaction": {"transactionIdentifier": "x", "amount": "not a number"}}
         peer.send(wire("GET_TRANSACTION_RESPONSE", request.tag, data, status="OK"))
         lookup_echo(peer)
 
     server = serve(handler)
     with PayClient(server.url, timeout=5) as client:
-        with pytest.raises(ProtocolViolationError):
-            client.get_transaction(transaction_identifier="x")
+        found = client.get_transaction(transaction_identifier="x")  # 6.2: the rest decodes
+        assert (found.transaction_identifier, found.amount) == ("x", None)
+        assert found.extra_fields == {"amount": "not a number"}  # kept as received
         assert client.get_transaction(transaction_identifier="y").transaction_identifier == "y"
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payprotocol import Receipt, ReceiptLine, decode_message
+from payprotocol import Receipt, ReceiptLine, Transaction, decode_message
 from payprotocol.receipts import MIN_WIDTH, format_receipt
 
 from . import _strategies as strategies
@@ -136,6 +136,37 @@ def test_signature_line_only_when_required(width: int) -> None:
     assert "Cardholder signature" in text
     without = format_receipt(attrs.evolve(FULL, signature_line_required=False), width)
     assert "Cardholder signature" not in without and "X___" not in without
+
+
+@pytest.mark.parametrize(
+    ("on_transaction", "on_receipt", "printed"),
+    [
+        (True, False, True),  # the transaction's flag decides (section 4)
+        (False, True, False),
+        (None, True, True),  # no flag on the transaction: the receipt's
+        (None, False, False),
+    ],
+)
+def test_the_transactions_flags_decide_and_the_receipts_are_the_fallback(
+    on_transaction: Optional[bool], on_receipt: bool, printed: bool
+) -> None:
+    receipt = attrs.evolve(FULL, tip_line_required=on_receipt, signature_line_required=on_receipt)
+    transaction = Transaction(
+        merchant_receipt=receipt,
+        tip_line_required=on_transaction,
+        signature_line_required=on_transaction,
+    )
+    text = format_receipt(receipt, 32, transaction=transaction)
+    assert ("Cardholder signature" in text) is printed
+    assert any(line.startswith("Tip ") for line in _lines(text)) is printed
+    assert format_receipt(receipt, 32) == format_receipt(receipt, 32, transaction=None)
+
+
+def test_each_flag_of_the_transaction_is_taken_on_its_own() -> None:
+    receipt = attrs.evolve(FULL, tip_line_required=True, signature_line_required=True)
+    text = format_receipt(receipt, 32, transaction=Transaction(signature_line_required=False))
+    assert "Cardholder signature" not in text  # the transaction's
+    assert any(line.startswith("Tip ") for line in _lines(text))  # the receipt's
 
 
 def test_missing_keys_are_skipped() -> None:
