@@ -277,7 +277,8 @@ def test_the_listed_fault_kinds_are_the_ones_the_simulator_parses() -> None:
     from payprotocol.simulator import FaultPlan
 
     for kind in FAULT_KINDS:
-        spec = kind.replace("[=S]", "").replace("=S", "=1").replace("=K", "=2").split("|")[0]
+        spec = kind.replace("=SEED", "=7").replace("[=S]", "").replace("=S", "=1")
+        spec = spec.replace("=K", "=2").split("|")[0]
         assert FaultPlan.parse([spec]).active, spec
 
 

@@ -15,7 +15,7 @@ from payprotocol.codec import dumps, parse_message
 from payprotocol.simulator import FaultPlan, Simulator, SimulatorConfig
 from payprotocol.simulator.faults import message_random, mutate
 
-from ..support.cli import Simulate, run_cli
+from ..support.cli import ANSWERS, Simulate, run_cli
 from ..support.peer import Peer, connect
 
 MERCHANT, SECRET = "merchant-1", "secret-1"
@@ -92,6 +92,7 @@ def test_payprotocol_simulate_with_fault_mutate_starts_and_a_charge_completes() 
                 "2.00",
                 "EUR",
                 "--json",
+                *ANSWERS,
                 env=_env(),
             )
             assert done.returncode == 0, done.stderr
