@@ -47,6 +47,8 @@ def test_trusted_certificate_is_accepted(tls_server: ScriptedServer, authority: 
         assert (
             client.get_transaction(transaction_identifier="tls-1").transaction_identifier == "tls-1"
         )
+    # A lost request shows as the server's error, not only as the client's timeout.
+    assert tls_server.errors.empty(), tls_server.errors.get()
 
 
 def test_untrusted_certificate_is_refused(tls_server: ScriptedServer) -> None:

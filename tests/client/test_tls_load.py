@@ -15,7 +15,7 @@ from typing import Iterator, List, Tuple
 import pytest
 import trustme
 
-from payprotocol import PayClient
+from payprotocol import PayClient, PayProtocolError
 from payprotocol import models as m
 
 from ..support.messages import execute_final, execute_update, reply, transaction
@@ -103,3 +103,37 @@ def test_concurrent_charges_and_lookups_never_drop_the_connection(
         assert failures == []
         assert charges[0] > 0
         assert client.connected
+
+
+FRESH_CONNECTIONS = 200
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+def test_the_first_request_on_a_fresh_tls_connection_is_never_lost(kind: str) -> None:
+    """The flake of test_tls.py::test_trusted_certificate_is_accepted[tcp]: with
+    TLS 1.3 the server's session tickets arrive just after the handshake, so
+    the reader's first SSL_read ran while the caller's SSL_write sent the
+    first request; the two threads inside one SSL object lost the request
+    (RequestTimeoutError) or broke the stream (``UNEXPECTED_MESSAGE``) in
+    about 1 connection in 40. Unrelated to timeouts: every one is generous."""
+    authority = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+
+    def handler(peer: Peer) -> None:
+        request = peer.recv(timeout=30)
+        peer.send(reply(request, m.GetTransactionResponse(transaction(transaction_identifier="t"))))
+
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    failures: List[BaseException] = []
+    with ScriptedServer(kind, handler, ssl_context=server_context) as server:
+        for _ in range(FRESH_CONNECTIONS):
+            try:
+                with PayClient(server.url, timeout=10, ssl_context=client_context) as client:
+                    client.get_transaction(transaction_identifier="t")
+            except PayProtocolError as exc:
+                failures.append(exc)
+                break
+        assert server.errors.empty(), server.errors.get()
+    assert failures == []
