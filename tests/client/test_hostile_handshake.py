@@ -17,7 +17,13 @@ from typing import Callable, Iterator, List, Optional
 
 import pytest
 
-from payprotocol import ConnectionLostError, PayClient, PayProtocolError, ReconnectPolicy
+from payprotocol import (
+    ConnectionLostError,
+    PayClient,
+    PayProtocolError,
+    ReconnectPolicy,
+    RequestTimeoutError,
+)
 
 from ..support.waiting import eventually
 
@@ -251,3 +257,17 @@ def test_a_fragmented_message_over_the_cap_is_refused(servers: Servers) -> None:
     with PayClient(url("ws", server), timeout=20, max_frame_size=64 << 10) as client:
         error = refused(client)
     assert "exceeds the limit of 65536 bytes" in str(error)
+
+
+def test_a_timeout_on_a_websocket_stuck_mid_frame_closes_the_connection(
+    servers: Servers,
+) -> None:
+    # Half a frame, then silence: a request timing out now closes the
+    # connection (as on framed TCP) instead of leaving every later one to time out.
+    server = servers(then(lambda conn, _: conn.sendall(frame(b'{"type":"GET', length=200))))
+    with PayClient(url("ws", server), timeout=0.5, ping_interval=60) as client:
+        with pytest.raises(RequestTimeoutError):
+            client.get_transaction(transaction_identifier="t-1")
+        eventually(lambda: not client.connected)
+        with pytest.raises(ConnectionLostError):
+            client.get_transaction(transaction_identifier="t-2", timeout=10)

@@ -23,7 +23,7 @@ from ..support.peer import Peer, ScriptedServer
 
 pytestmark = pytest.mark.timeout(120)
 
-REQUESTS = 10000  # lookups, shared by the lookup threads; the charges run meanwhile
+REQUESTS = 6000  # lookups, shared by the lookup threads; the charges run meanwhile
 LOOKUP_THREADS = 3
 SUBJECT = "load test"
 UPDATES = 8  # per charge: the reader is reading most of the time callers write
