@@ -26,6 +26,7 @@ WebSocket, whose reader needs timed waits for the keepalive).
 from __future__ import annotations
 
 import contextlib
+import errno
 import select
 import socket
 import threading
@@ -195,12 +196,16 @@ class ConnectAttempt:
 
 
 def _wait(sock: socket.socket, write: bool, timeout: Optional[float]) -> bool:
-    """Wait until ``sock`` is readable (or writable); False at the timeout."""
+    """Wait until ``sock`` is readable (or writable); False at the timeout.
+    Raises ``OSError`` when ``close()`` has closed the socket meanwhile."""
+    fd = sock.fileno()
+    if fd < 0:
+        raise OSError(errno.EBADF, "the socket is closed")
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(sock, select.POLLOUT if write else select.POLLIN)
+        poller.register(fd, select.POLLOUT if write else select.POLLIN)
         return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
-    wanted = [sock]  # pragma: no cover - Windows has no poll
+    wanted = [fd]  # pragma: no cover - Windows has no poll
     if write:
         return any(select.select([], wanted, wanted, timeout))
     return any(select.select(wanted, [], wanted, timeout))

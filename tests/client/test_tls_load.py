@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import threading
 from decimal import Decimal
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
@@ -137,3 +137,43 @@ def test_the_first_request_on_a_fresh_tls_connection_is_never_lost(kind: str) ->
                 break
         assert server.errors.empty(), server.errors.get()
     assert failures == []
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+def test_close_wakes_a_receive_waiting_on_a_tls_stream(kind: str) -> None:
+    from payprotocol import ConnectionLostError
+    from payprotocol.transport import open_transport
+
+    authority = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    held = threading.Event()
+    with ScriptedServer(kind, lambda peer: held.wait(10), ssl_context=server_context) as server:
+        transport = open_transport(server.url, connect_timeout=10, ssl_context=client_context)
+        errors: List[BaseException] = []
+        waiting = threading.Event()
+        stream = transport._stream if kind == "ws" else transport._sock  # type: ignore[attr-defined]
+        real_wait = stream.recv_within
+
+        def recv_within(timeout: Optional[float]) -> Optional[bytes]:
+            waiting.set()  # the reader is about to wait for data
+            return real_wait(timeout)  # type: ignore[no-any-return]
+
+        stream.recv_within = recv_within
+
+        def receive() -> None:
+            try:
+                transport.receive()
+            except ConnectionLostError as exc:
+                errors.append(exc)
+
+        reader = threading.Thread(target=receive)
+        reader.start()
+        assert waiting.wait(5)
+        transport.close()
+        reader.join(2)
+        held.set()
+        assert not reader.is_alive()
+        assert len(errors) == 1 and "closed" in str(errors[0]), errors
