@@ -1,19 +1,24 @@
-"""Transports: move one P3 message's bytes over a socket. The only client
-module that touches sockets.
+"""Transports: move one P3 message's bytes over a socket. With
+:mod:`._sockets` (opening under a deadline, the TLS-safe stream) and
+:mod:`._wsframes` (WebSocket frames in), the only client code that touches
+sockets.
 
 Each transport offers the same four operations: connect (in the factory),
 ``send(message_bytes)`` (thread safe), a blocking ``receive()`` that returns one
 message's bytes, and ``close()``, which wakes a ``receive`` blocked in another
 thread at once (``shutdown`` on the socket; closing a file descriptor alone does
-not reliably wake a blocked ``recv``). ``receive`` raises
+not reliably wake a blocked ``recv``). Connecting, TLS and WebSocket
+handshakes included, has one deadline (``connect_timeout``) and a
+:class:`ConnectCancel` cuts it short. ``receive`` raises
 :class:`ConnectionLostError` when the link ends and
 :class:`ProtocolViolationError` when the peer breaks the framing rules.
 
 Keepalive: framed TCP turns on TCP keepalive (with the tuning options the
 platform has); WebSocket sends a ping after ``ping_interval`` seconds of
 silence and declares the link dead when nothing, pong included, comes back
-within ``pong_timeout``. The reader thread does this itself from its socket
-timeout, so no extra thread is needed.
+within ``pong_timeout``. The reader thread does this itself from its timed
+waits for data (``poll``, never a socket timeout: TLS sockets are
+non-blocking and guarded, see :mod:`._sockets`), so no extra thread is needed.
 
 Imports: ``websocket`` (websocket-client) is imported only when a WebSocket
 transport is opened, and ``ssl`` only when a ``tls://``/``wss://`` URL needs a
