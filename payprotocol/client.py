@@ -53,7 +53,7 @@ from .errors import (
     TransactionOutcomeUnknownError,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE
-from .transport import check_url, open_transport, safe_url
+from .transport import ConnectCancel, check_url, open_transport, safe_url
 
 if TYPE_CHECKING:
     import ssl
@@ -123,6 +123,7 @@ class PayClient(ReaderAnswers):
             self._late_callbacks,
             abort=self.abort_transaction,
         )
+        self._connect_cancel = ConnectCancel()  # close() cuts a connect in progress short
         self._link = Link(
             lambda: open_transport(
                 self._url_with_credentials,
@@ -131,6 +132,7 @@ class PayClient(ReaderAnswers):
                 max_frame_size=max_frame_size,
                 ping_interval=ping_interval,
                 pong_timeout=pong_timeout,
+                cancel=self._connect_cancel,
             ),
             table=self._table,
             inbound=inbound,
@@ -180,6 +182,7 @@ class PayClient(ReaderAnswers):
 
         Stops reconnecting, wakes the reader, joins the threads (never from
         themselves) and closes a journal the client opened itself."""
+        self._connect_cancel.cancel()  # a connect or reconnect attempt ends at once
         if not self._link.close():
             return
         # Discards the queued callbacks (state changes, barriers and journal

@@ -1,19 +1,24 @@
-"""Transports: move one P3 message's bytes over a socket. The only client
-module that touches sockets.
+"""Transports: move one P3 message's bytes over a socket. With
+:mod:`._sockets` (opening under a deadline, the TLS-safe stream) and
+:mod:`._wsframes` (WebSocket frames in), the only client code that touches
+sockets.
 
 Each transport offers the same four operations: connect (in the factory),
 ``send(message_bytes)`` (thread safe), a blocking ``receive()`` that returns one
 message's bytes, and ``close()``, which wakes a ``receive`` blocked in another
 thread at once (``shutdown`` on the socket; closing a file descriptor alone does
-not reliably wake a blocked ``recv``). ``receive`` raises
+not reliably wake a blocked ``recv``). Connecting, TLS and WebSocket
+handshakes included, has one deadline (``connect_timeout``) and a
+:class:`ConnectCancel` cuts it short. ``receive`` raises
 :class:`ConnectionLostError` when the link ends and
 :class:`ProtocolViolationError` when the peer breaks the framing rules.
 
 Keepalive: framed TCP turns on TCP keepalive (with the tuning options the
 platform has); WebSocket sends a ping after ``ping_interval`` seconds of
 silence and declares the link dead when nothing, pong included, comes back
-within ``pong_timeout``. The reader thread does this itself from its socket
-timeout, so no extra thread is needed.
+within ``pong_timeout``. The reader thread does this itself from its timed
+waits for data (``poll``, never a socket timeout: TLS sockets are
+non-blocking and guarded, see :mod:`._sockets`), so no extra thread is needed.
 
 Imports: ``websocket`` (websocket-client) is imported only when a WebSocket
 transport is opened, and ``ssl`` only when a ``tls://``/``wss://`` URL needs a
@@ -32,9 +37,11 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
+from ._sockets import ConnectAttempt, ConnectCancel, Stream
+from ._wsframes import BINARY, CLOSE, PING, TEXT, WsFrameDecoder
 from .errors import ConnectionLostError, ProtocolViolationError
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_frame
 
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PORTS",
+    "ConnectCancel",
     "TcpTransport",
     "TlsTransport",
     "Transport",
@@ -97,7 +105,11 @@ def _limit_send_time(sock: socket.socket, seconds: float) -> None:
 
 
 class TcpTransport:
-    """P3 framed TCP (``tcp://``), optionally inside TLS (``tls://``)."""
+    """P3 framed TCP (``tcp://``), optionally inside TLS (``tls://``).
+
+    The connect and the TLS handshake share one deadline (``connect_timeout``)
+    and a :class:`ConnectCancel` cuts them short. Inside TLS the socket is a
+    :class:`Stream` (one thread in the SSL object at a time)."""
 
     def __init__(
         self,
@@ -107,6 +119,7 @@ class TcpTransport:
         connect_timeout: float,
         ssl_context: Optional[ssl.SSLContext] = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        cancel: Optional[ConnectCancel] = None,
     ) -> None:
         scheme = "tls" if ssl_context is not None else "tcp"
         self.description = f"{scheme}://{host}:{port}"
@@ -114,19 +127,25 @@ class TcpTransport:
         self._send_lock = threading.Lock()
         self._decoder = FrameDecoder(max_frame_size)
         self._ready: deque[bytes] = deque()
-        try:
-            raw = socket.create_connection((host, port), timeout=connect_timeout)
-        except OSError as exc:
-            raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
-        try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _enable_tcp_keepalive(raw)
-            _limit_send_time(raw, connect_timeout)
-            self._sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
-            self._sock.settimeout(None)
-        except OSError as exc:  # ssl.SSLError included: it is an OSError
-            raw.close()
-            raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
+        sock: Union[socket.socket, Stream]
+        with ConnectAttempt(self.description, connect_timeout, cancel) as attempt:
+            try:
+                raw = attempt.open(host, port, ssl_context)
+            except OSError as exc:  # ssl.SSLError included: it is an OSError
+                raise attempt.failure(exc) from exc
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                _enable_tcp_keepalive(raw)
+                if ssl_context is None:
+                    _limit_send_time(raw, connect_timeout)
+                    raw.settimeout(None)
+                    sock = raw
+                else:
+                    sock = Stream(raw, connect_timeout, tls=True)
+            except OSError as exc:
+                raw.close()
+                raise attempt.failure(exc) from exc
+        self._sock = sock
 
     def send(self, message: bytes) -> None:
         frame = encode_frame(message)
@@ -186,6 +205,7 @@ class TlsTransport(TcpTransport):
         connect_timeout: float,
         ssl_context: ssl.SSLContext,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        cancel: Optional[ConnectCancel] = None,
     ) -> None:
         super().__init__(
             host,
@@ -193,14 +213,18 @@ class TlsTransport(TcpTransport):
             connect_timeout=connect_timeout,
             ssl_context=ssl_context,
             max_frame_size=max_frame_size,
+            cancel=cancel,
         )
 
 
 class WebSocketTransport:
     """P3 over WebSocket (``ws://``, ``wss://``): one text message per P3 message.
 
-    Uses websocket-client's low-level ``WebSocket`` (never ``run_forever``) so the
-    client's own reader thread owns the receive loop.
+    websocket-client's ``WebSocket`` does only the opening handshake, on a
+    socket opened here under the connect deadline; after it, the socket is a
+    :class:`Stream`, frames going out are websocket-client's ``ABNF`` and
+    frames coming in go through :class:`WsFrameDecoder` (the size cap checked
+    on each frame header). The reader does the keepalive from its timed waits.
     """
 
     def __init__(
@@ -212,97 +236,110 @@ class WebSocketTransport:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
+        cancel: Optional[ConnectCancel] = None,
     ) -> None:
         self.description = safe_url(url)
         # websocket-client ignores a URL's user:password; send it as HTTP Basic
         # auth in the handshake instead, and connect to the URL without it.
         url, header = _basic_auth(url)
-        self._max_size = max_frame_size
+        self._decoder = WsFrameDecoder(max_frame_size)
+        self._ready: deque[Tuple[int, bytes]] = deque()
         self._ping_interval = ping_interval
         self._pong_timeout = pong_timeout
+        self._last_received = time.monotonic()
         self._ping_sent_at: Optional[float] = None
         self._closed = threading.Event()
+        self._send_lock = threading.Lock()
         import websocket  # here, not at module level: only a WebSocket URL needs it
 
-        # enable_multithread: websocket-client locks its own sends, including the
-        # pong it writes from our reader thread when the server pings.
-        sslopt = {"context": ssl_context} if ssl_context is not None else None
-        # skip_utf8_validation: websocket-client's check is pure Python (143 us for
-        # a 774-byte message); the codec decodes strictly and refuses bad UTF-8.
-        self._ws = websocket.WebSocket(
-            enable_multithread=True, sslopt=sslopt, skip_utf8_validation=True
-        )
-        try:
-            self._ws.connect(url, timeout=connect_timeout, header=header)  # type: ignore[no-untyped-call]
-            if self._ws.sock is not None:
-                _enable_tcp_keepalive(self._ws.sock)
-            self._ws.settimeout(ping_interval)
-        except (OSError, websocket.WebSocketException) as exc:  # ssl.SSLError is an OSError
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
-            raise ConnectionLostError(f"cannot connect to {self.description}: {exc}") from exc
+        self._abnf = websocket.ABNF
+        parts = urlsplit(url)
+        assert parts.hostname
+        port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+        with ConnectAttempt(self.description, connect_timeout, cancel) as attempt:
+            try:
+                sock = attempt.open(parts.hostname, port, ssl_context)
+            except OSError as exc:  # ssl.SSLError included
+                raise attempt.failure(exc) from exc
+            # skip_utf8_validation: the codec decodes strictly and refuses bad UTF-8.
+            handshaker = websocket.WebSocket(skip_utf8_validation=True)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                _enable_tcp_keepalive(sock)
+                sock.settimeout(attempt.remaining())  # each step; the watchdog bounds the sum
+                # redirect_limit=0: a redirect would open a socket outside the deadline.
+                handshaker.connect(url, header=header, socket=sock, redirect_limit=0)  # type: ignore[no-untyped-call]
+                response = handshaker.handshake_response
+                if response is None or response.status != 101:
+                    status = "no answer" if response is None else f"status {response.status}"
+                    raise websocket.WebSocketException(f"handshake refused ({status})")
+                self._stream = Stream(sock, connect_timeout, tls=ssl_context is not None)
+            except (OSError, websocket.WebSocketException, ConnectionLostError) as exc:
+                sock.close()
+                raise attempt.failure(exc) from exc
 
     def send(self, message: bytes) -> None:
-        import websocket  # loaded by __init__; a dict look-up from here on
+        self._send_frame(self._abnf.OPCODE_TEXT, message)
 
-        if self._closed.is_set():
-            raise ConnectionLostError("the connection is closed")
-        try:
-            self._ws.send(message.decode("utf-8"), websocket.ABNF.OPCODE_TEXT)
-        except (OSError, websocket.WebSocketException) as exc:
-            self.close()  # part of a frame may be out: the stream cannot be trusted
-            raise ConnectionLostError(f"sending failed: {exc}") from exc
-
-    def mid_message(self) -> bool:
-        """Always False: websocket-client keeps a partly received message to
-        itself; the keepalive (a ping unanswered in pong_timeout) ends a stall."""
-        return False
-
-    def receive(self) -> bytes:
-        import websocket  # loaded by __init__; a dict look-up from here on
-
-        while True:
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        frame = self._abnf.create_frame(payload, opcode).format()
+        with self._send_lock:
             if self._closed.is_set():
                 raise ConnectionLostError("the connection is closed")
             try:
-                opcode, frame = self._ws.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
+                self._stream.sendall(frame)
+            except OSError as exc:
+                self.close()  # part of a frame may be out: the stream cannot be trusted
+                raise ConnectionLostError(f"sending failed: {exc}") from exc
+
+    def mid_message(self) -> bool:
+        """Whether part of a message (or a fragment of one) has arrived and the rest has not."""
+        return self._decoder.buffered > 0
+
+    def receive(self) -> bytes:
+        while True:
+            while self._ready:
+                opcode, payload = self._ready.popleft()
+                if opcode in (TEXT, BINARY):
+                    return payload
+                if opcode == PING:
+                    self._send_frame(self._abnf.OPCODE_PONG, payload)
+                elif opcode == CLOSE:
+                    raise ConnectionLostError(self._lost_reason("the server closed the connection"))
+            if self._closed.is_set():
+                raise ConnectionLostError("the connection is closed")
+            if self._decoder.broken is not None:  # after the good messages before it
+                raise ProtocolViolationError(str(self._decoder.broken), broken_stream=True)
+            try:
+                chunk = self._stream.recv_within(self._keepalive_wait())
+            except OSError as exc:
+                raise ConnectionLostError(self._lost_reason(f"receiving failed: {exc}")) from exc
+            if chunk is None:
                 self._keepalive()
                 continue
-            except websocket.WebSocketConnectionClosedException as exc:
-                raise ConnectionLostError(
-                    self._lost_reason("the server closed the connection")
-                ) from exc
-            except websocket.WebSocketProtocolException as exc:
-                raise ProtocolViolationError(
-                    f"WebSocket protocol error: {exc}", broken_stream=True
-                ) from exc
-            except (OSError, websocket.WebSocketException) as exc:
-                raise ConnectionLostError(self._lost_reason(f"receiving failed: {exc}")) from exc
-            self._ping_sent_at = None  # anything received proves the link is alive
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                data: bytes = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
-                if len(data) > self._max_size:
-                    raise ProtocolViolationError(
-                        f"message of {len(data)} bytes exceeds the limit of {self._max_size} bytes",
-                        broken_stream=True,
-                    )
-                return data
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
+            if not chunk:
                 raise ConnectionLostError(self._lost_reason("the server closed the connection"))
+            self._last_received = time.monotonic()  # any byte proves the link alive
+            self._ping_sent_at = None
+            self._ready.extend(self._decoder.feed(chunk))  # ProtocolViolationError passes up
 
     def _lost_reason(self, reason: str) -> str:
         return "the connection is closed" if self._closed.is_set() else reason
 
-    def _keepalive(self) -> None:
-        import websocket
+    def _keepalive_wait(self) -> float:
+        """Seconds until the keepalive has something to do."""
+        if self._ping_sent_at is None:
+            due = self._last_received + self._ping_interval
+        else:
+            due = self._ping_sent_at + self._pong_timeout
+        return max(0.0, due - time.monotonic())
 
+    def _keepalive(self) -> None:
         now = time.monotonic()
         if self._ping_sent_at is None:
-            self._ping_sent_at = now
-            try:
-                self._ws.ping()
-            except (OSError, websocket.WebSocketException) as exc:
-                raise ConnectionLostError(f"sending a ping failed: {exc}") from exc
+            if now - self._last_received >= self._ping_interval:
+                self._ping_sent_at = now
+                self._send_frame(self._abnf.OPCODE_PING, b"")
         elif now - self._ping_sent_at >= self._pong_timeout:
             logger.warning(
                 "no pong within %.1f s: the link to %s is dead",
@@ -315,16 +352,16 @@ class WebSocketTransport:
         if self._closed.is_set():
             return
         self._closed.set()
-        import websocket
-
-        try:
-            self._ws.send_close()  # polite goodbye; the server may already be gone
-        except (OSError, websocket.WebSocketException):
-            pass
-        finally:
-            # shutdown(SHUT_RDWR) inside abort() wakes a receive blocked in another thread
-            self._ws.abort()  # type: ignore[no-untyped-call]
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
+        # A polite goodbye (status 1000) if the socket takes it at once; a sender
+        # stuck on a peer that stopped reading holds the lock and gets none.
+        if self._send_lock.acquire(blocking=False):
+            try:
+                goodbye = self._abnf.create_frame(b"\x03\xe8", self._abnf.OPCODE_CLOSE)
+                self._stream.send_nowait(goodbye.format())
+            finally:
+                self._send_lock.release()
+        self._stream.shutdown()  # wakes a receive waiting in another thread
+        self._stream.close()
 
 
 def safe_url(url: str) -> str:
@@ -393,11 +430,14 @@ def open_transport(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ping_interval: float = 20.0,
     pong_timeout: float = 10.0,
+    cancel: Optional[ConnectCancel] = None,
 ) -> Transport:
     """Connect to ``tcp://``, ``tls://``, ``ws://`` or ``wss://`` and return the transport.
 
     TLS verifies the certificate and host name by default; pass ``ssl_context``
-    to trust a PayServer's own certificate.
+    to trust a PayServer's own certificate. The TCP connect, the TLS handshake
+    and the WebSocket handshake together must finish within
+    ``connect_timeout`` seconds; ``cancel.cancel()`` cuts them short.
     """
     check_url(url, ssl_context)
     parts = urlsplit(url)
@@ -406,7 +446,11 @@ def open_transport(
     port = parts.port or DEFAULT_PORTS[scheme]
     if scheme == "tcp":
         return TcpTransport(
-            parts.hostname, port, connect_timeout=connect_timeout, max_frame_size=max_frame_size
+            parts.hostname,
+            port,
+            connect_timeout=connect_timeout,
+            max_frame_size=max_frame_size,
+            cancel=cancel,
         )
     context: Optional[ssl.SSLContext] = None  # a plain ws:// URL never uses TLS
     if scheme in ("tls", "wss"):
@@ -423,6 +467,7 @@ def open_transport(
             connect_timeout=connect_timeout,
             ssl_context=context,
             max_frame_size=max_frame_size,
+            cancel=cancel,
         )
     path = parts.path or "/"
     query = f"?{parts.query}" if parts.query else ""
@@ -433,4 +478,5 @@ def open_transport(
         max_frame_size=max_frame_size,
         ping_interval=ping_interval,
         pong_timeout=pong_timeout,
+        cancel=cancel,
     )
