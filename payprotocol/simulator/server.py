@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, List, Optional, Set
+from typing import TYPE_CHECKING, Any, List, Optional, Set, Union
 
 import attrs
 
@@ -54,11 +54,12 @@ _JOIN_TIMEOUT = 5.0
 class _Item:
     """One thing for the writer: a message, a malformed payload, or the close."""
 
-    kind: str  # "message", "malformed" or "close"
+    kind: str  # "message", "malformed", "bytes" (a replayed payload that is not UTF-8) or "close"
     text: str = ""
     byte_by_byte: bool = False
     coalesce: bool = False
     window: float = 0.0
+    data: bytes = b""
 
 
 _CLOSE = _Item("close")
@@ -106,6 +107,23 @@ class _Connection(Outbox):
                 log.info("%s: fault drop-after=%d: closing", self.peer, plan.drop_after)
                 self._put(_CLOSE, out.delay)
                 self.closed = True  # nothing after the K-th message
+
+    def send_raw(self, payload: Union[str, bytes], *, delay: float = 0.0) -> None:
+        """Queue a payload exactly as given (a replay), after ``delay`` seconds."""
+        with self._cond:
+            if self.closed:
+                return
+            if isinstance(payload, str):
+                self._put(_Item("message", payload), delay)
+            else:
+                self._put(_Item("bytes", data=payload), delay)
+
+    def drop_after_queued(self, *, delay: float = 0.0) -> None:
+        """Hang up after what is queued (a replayed server-side close)."""
+        with self._cond:
+            if not self.closed:
+                self._put(_CLOSE, delay)
+                self.closed = True
 
     def close(self) -> None:
         """Close now, discarding whatever is still queued."""
@@ -228,7 +246,7 @@ class _TcpConnection(_Connection):
         chunks = [
             faults.malformed_frame(item.text)
             if item.kind == "malformed"
-            else encode_frame(item.text.encode("utf-8"))
+            else encode_frame(item.data if item.kind == "bytes" else item.text.encode("utf-8"))
             for item in items
         ]
         if items[0].byte_by_byte:
@@ -296,6 +314,8 @@ class _WsConnection(_Connection):
                             item.text, self._simulator.config.max_frame_size
                         )
                     )
+                elif item.kind == "bytes":
+                    self.ws.send(item.data)  # not UTF-8: a text frame cannot carry it
                 elif item.byte_by_byte:
                     self.ws.send(iter(item.text))  # a fragmented message, one char per frame
                 else:
@@ -364,7 +384,7 @@ class Simulator:
         self.config = config if config is not None else SimulatorConfig()
         self.store = store if store is not None else TransactionStore()
         self._faults = self.config.faults
-        self._engine = PayServerEngine(self.config, self.store)
+        self._engine = self._create_engine()
         self._lifecycle = threading.Lock()
         self._running = False
         self._stop_event = threading.Event()
@@ -378,6 +398,10 @@ class Simulator:
         self._ws_thread: Optional[threading.Thread] = None
         self._tcp_port: Optional[int] = self.config.tcp_port
         self._ws_port: Optional[int] = self.config.ws_port
+
+    def _create_engine(self) -> PayServerEngine:
+        """The logic behind the sockets (:class:`~.replay.Replay` plays a cassette)."""
+        return PayServerEngine(self.config, self.store)
 
     # --- faults -------------------------------------------------------------------
 
