@@ -93,7 +93,13 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use --cafile {args.cafile}: {exc}") from None
     try:  # the URL is checked here, and its password masked in the message
-        client = PayClient(args.url, timeout=args.timeout, ssl_context=ssl_context)
+        client = PayClient(
+            args.url,
+            timeout=args.timeout,
+            ssl_context=ssl_context,
+            record=args.record,
+            record_cardholder_name=args.record_cardholder_name,
+        )
     except ValueError as exc:  # an unsupported URL, or --cafile with tcp:// or ws://
         raise UsageError(str(exc)) from None
     try:

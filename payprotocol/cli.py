@@ -60,6 +60,8 @@ from ._cli_common import (
     SECRET_ENV,
     URL_ENV,
     UsageError,
+    add_record_options,
+    add_replay_options,
     err,
 )
 from ._cli_simulate import cmd_simulate
@@ -231,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="inject a fault, e.g. drop-after=3, byte-by-byte, late-response=2 (repeatable)",
     )
+    add_replay_options(simulate)
     simulate.set_defaults(handler=cmd_simulate)
 
     remote = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -257,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cafile", metavar="PEM", help="CA certificates to trust for tls:// and wss:// URLs"
     )
     remote.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_record_options(remote)
 
     devices = _command(
         commands, "devices", parents=[remote], help="log in and list the card readers"
