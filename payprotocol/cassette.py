@@ -168,7 +168,7 @@ def mask_text(text: str, keys: Collection[str], learned: Optional[set[str]] = No
     def replace(key: str, value: Any) -> Optional[str]:
         if value is None:
             return None
-        if isinstance(value, str) and len(value.strip()) >= 3:
+        if isinstance(value, str) and len(value.strip("* ")) >= 3:  # never "***" itself
             seen.add(value)
         return _MASKED
 
