@@ -3,10 +3,13 @@
 Strategy (architecture rule 2): the reader thread (``payprotocol-reader``)
 only receives, decodes and hands each message to :class:`Inbound`; it never
 runs user code, so nothing a callback does can stop responses or keepalives.
-A message that is valid JSON but does not fit the contract is a *misfit*: it
-fails at most its own request and the connection goes on. Bytes that are not
-UTF-8 JSON objects, or a broken frame, end the connection: the stream can no
-longer be trusted. When the reader ends, for whatever reason, it closes the
+One unreadable message never costs the connection (p3-protocol.md 6.4): a
+message that is not UTF-8, not JSON or not a JSON object is *unreadable*, one
+that is a JSON object but does not fit the contract is a *misfit*; either
+ends at most the request whose tag it carries, and the reader goes on. Only a
+broken stream ends the connection: a frame length of 0 or above the cap, a
+WebSocket protocol error, a transport error (everything the transport's
+``receive`` raises). When the reader ends, for whatever reason, it closes the
 transport and reports the failure to ``on_end``, unless a failed send did
 first: either way ``on_end`` hears of a connection's end exactly once.
 """
@@ -116,17 +119,20 @@ class Connection:
         inbound, transport = self._inbound, self.transport
         try:
             while True:
-                payload = transport.receive()
+                payload = transport.receive()  # raises for a broken stream
                 self._trace("<-", payload)
                 self._tap.received(payload)
                 try:
-                    message = codec.decode_message(payload)
-                except ProtocolViolationError as exc:
-                    if exc.raw is None:  # not UTF-8 or not a JSON object: the stream is suspect
-                        raise
-                    inbound.misfit(exc, exc.raw)
+                    raw = codec.parse_message(payload)
+                except ProtocolViolationError as exc:  # not UTF-8, JSON, or an object
+                    inbound.unreadable(payload, exc)
                     continue
-                inbound.message(message)
+                try:
+                    message = codec.decode_parsed(raw)
+                except ProtocolViolationError as exc:
+                    inbound.misfit(exc, raw)
+                    continue
+                inbound.message(message, raw)
         except ProtocolViolationError as exc:
             logger.error("closing the connection: the server broke the protocol: %s", exc)
             failure = exc

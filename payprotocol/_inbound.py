@@ -20,8 +20,10 @@ with a count of what was suppressed.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Callable, Dict, List
+import re
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import attrs
 
@@ -29,7 +31,7 @@ from . import models as m
 from ._dispatch import Dispatcher, Job, Subscribers
 from ._ratelimit import RateLimitedLog
 from ._recorder import NullRecorder
-from ._requests import PendingRequest, RequestTable, Route, transaction_of
+from ._requests import PendingRequest, RequestTable, Route, server_error, transaction_of
 from .codec import raw_message, redacted_text
 from .errors import PayProtocolError, ProtocolViolationError
 
@@ -40,6 +42,37 @@ logger = logging.getLogger("payprotocol")
 UpdateCallback = Callable[[Any], None]
 ActionCallback = Callable[[m.ExecuteTransactionAction], None]
 LateResultCallback = Callable[[m.Message], None]
+
+# The envelope's tag as JSON text: a best-effort scan of an unreadable message.
+_TAG = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _tags_in(payload: bytes) -> Iterator[str]:
+    """Every string that a ``"tag": "..."`` in the payload's text names."""
+    text = bytes(payload).decode("utf-8", errors="replace")
+    for found in _TAG.finditer(text):
+        try:
+            tag = json.loads(f'"{found.group(1)}"')
+        except ValueError:
+            continue
+        if isinstance(tag, str):
+            yield tag
+
+
+def _action_of(message: m.Message) -> m.ExecuteTransactionAction:
+    """A typed action from an ``EXECUTE_TRANSACTION_ACTION`` whose data could
+    not be typed: its ``action`` when that is a string (else ``"UNKNOWN"``),
+    everything else kept under its wire key in ``extra_fields``."""
+    data = message.data if isinstance(message.data, dict) else {}
+    action = data.get("action")
+    extras = {key: value for key, value in data.items() if key != "action"}
+    if not isinstance(action, str):
+        if "action" in data:
+            extras["action"] = action
+        action = "UNKNOWN"
+    return m.ExecuteTransactionAction(
+        action=action, extra_fields=extras, tag=message.tag, resource=message.resource
+    )
 
 
 @attrs.define
@@ -57,18 +90,47 @@ class Inbound:
     #: The rate limit of the WARNINGs of one kind (injectable clock in tests).
     warnings: RateLimitedLog = attrs.field(factory=lambda: RateLimitedLog(logger))
 
-    def message(self, message: m.Message) -> None:
-        """One decoded message from the server."""
+    def message(self, message: m.Message, raw: Optional[Dict[str, Any]] = None) -> None:
+        """One decoded message from the server; ``raw`` is its JSON object as
+        received (kept with the outcome of the request it ends)."""
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("<- %s tag=%s status=%s", message.type, message.tag, message.status)
         route, request = self.table.route(message)
+        self._carry_out(route, request, message, raw)
+
+    def _carry_out(
+        self,
+        route: Route,
+        request: Optional[PendingRequest],
+        message: m.Message,
+        raw: Optional[Dict[str, Any]],
+    ) -> None:
         if route is Route.COMPLETE:
             assert request is not None
+            if message.tag is None:
+                logger.warning(
+                    "%s without a tag: completes the one waiting %s (tag %s)",
+                    message.type,
+                    request.request_type,
+                    request.tag,
+                )
             if request.is_transaction:
                 # The caller returns after the updates queued before this response
                 # reached their callbacks (bounded: a stuck callback cannot hold it).
                 request.callbacks_done = self.dispatcher.barrier()
-            if not request.finish(response=message):  # a timeout won the race
+            if not request.finish(response=message, received=raw):  # a timeout won the race
+                self.late(message)
+        elif route is Route.ERROR:
+            assert request is not None
+            error = server_error(message)
+            logger.error(
+                "%s with status ERROR for tag %s (a %s): it ends that request: %s",
+                message.type,
+                message.tag,
+                request.request_type,
+                error,
+            )
+            if not request.finish(failure=error, received=raw):
                 self.late(message)
         elif route is Route.LATE:
             self.late(message)
@@ -86,14 +148,19 @@ class Inbound:
             assert request is not None
             request.touch()  # progress re-arms the sliding timeout
             if route is Route.ACTION:
-                self._action(request, message.data)
+                action = message.data
+                if not isinstance(action, m.ExecuteTransactionAction):
+                    action = _action_of(message)
+                self._action(request, action)
             else:
                 self._update(request, message)
 
     def misfit(self, violation: ProtocolViolationError, raw: Dict[str, Any]) -> None:
         """A JSON message whose fields do not fit the contract. The connection is
-        fine; a response fails only its own request, anything else goes on whole
-        as a raw message (an update for its request, or a late result)."""
+        fine; a response fails only its own request (a transaction's with what
+        was received kept), an action still reaches ``on_action`` (or the
+        automatic abort) as a typed model, anything else goes on whole as a raw
+        message (an update for its request, or a late result)."""
         message = raw_message(raw)
         logger.error(
             "%s (tag %s) does not fit the contract: %s", message.type, message.tag, violation
@@ -101,10 +168,36 @@ class Inbound:
         route, request = self.table.route_misfit(message)
         if route is Route.FAIL:
             assert request is not None
-            if not request.finish(failure=violation):
+            if not request.finish(failure=violation, received=raw):
                 self.late(message)
         else:
-            self.message(message)
+            self._carry_out(route, request, message, raw)
+
+    def unreadable(self, payload: bytes, violation: ProtocolViolationError) -> None:
+        """A message that is not UTF-8, not JSON or not a JSON object: skipped,
+        the connection stays up (6.4). Logged by its length and problem only,
+        never its content. When a best-effort scan of its text finds the tag of
+        a waiting request, that request ends now (a transaction as outcome
+        unknown, with this error as its cause) instead of at its timeout."""
+        request = None
+        for tag in _tags_in(payload):
+            request = self.table.get(tag)
+            if request is not None:
+                break
+        logger.error(
+            "skipped an unreadable message of %d bytes (%s)%s",
+            len(payload),
+            violation,
+            "" if request is None else f"; it ends {request.request_type} tag {request.tag}",
+        )
+        if request is not None:
+            request.finish(
+                failure=ProtocolViolationError(
+                    f"an unreadable message with the tag of this {request.request_type} "
+                    f"arrived ({len(payload)} bytes: {violation})",
+                    payload=bytes(payload),
+                )
+            )
 
     def late(self, message: m.Message) -> None:
         suppressed = self.warnings.allow("late")

@@ -6,8 +6,10 @@ message or an outcome is a pure function of the table and the message, so it
 can be unit-tested with an injected clock and no I/O:
 
 * :meth:`RequestTable.route` says what a received message is: the
-  *completion* of a waiting request, an *update* or *action* of one, a *late*
-  response nobody waits for any more, or something to *ignore*;
+  *completion* of a waiting request, an *update* or *action* of one, a
+  foreign *error* that ends one, a *late* response nobody waits for any more,
+  or something to *ignore* (the routing oddities of p3-protocol.md 6.5: a
+  tagless response completes the one waiting request of its type);
   :meth:`RequestTable.route_misfit` does the same for a message whose fields do
   not fit the contract (it fails its own request, or goes on raw).
 * :meth:`RequestTable.await_outcome` blocks on the request's own latch under a
@@ -15,8 +17,10 @@ can be unit-tested with an injected clock and no I/O:
   absolute cap (architecture rule 6).
 * :func:`settle` turns a final response into what the caller gets: the
   response, a :class:`ServerError`, or :class:`TransactionOutcomeUnknownError`
-  when the response does not prove the money's fate; :func:`failure_for` does
-  the same for a request that ended without a response.
+  when the response does not prove the money's fate (6.3: money is judged,
+  never guessed; the untrusted response is kept as received);
+  :func:`failure_for` does the same for a request that ended without a
+  response.
 
 The per-request latch is one bare ``threading.Lock`` held until the outcome is
 in: cheaper than ``threading.Event`` (no Condition, no second wake-up), and it
@@ -34,6 +38,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 from . import models as m
+from .codec import message_to_wire
 from .errors import (
     ConnectionLostError,
     PayProtocolError,
@@ -53,6 +58,7 @@ __all__ = [
     "TagSource",
     "custom_identifier_of",
     "data_of",
+    "expected_of",
     "failure_for",
     "outcome_unknown",
     "server_error",
@@ -112,18 +118,21 @@ class PendingRequest:
         "callbacks_done",
         "clock",
         "created",
+        "currency",
         "custom_identifier",
         "failure",
         "is_transaction",
         "last_activity",
         "on_action",
         "on_update",
+        "received",
         "request_type",
         "resource",
         "response",
         "response_type",
         "sent",
         "tag",
+        "transaction_type",
     )
 
     def __init__(
@@ -135,6 +144,9 @@ class PendingRequest:
         on_update: Optional[UpdateCallback] = None,
         on_action: Optional[ActionCallback] = None,
         clock: Clock = time.monotonic,
+        *,
+        currency: Optional[str] = None,
+        transaction_type: Optional[str] = None,
     ) -> None:
         self.tag = tag
         self.request_type = request_type
@@ -143,7 +155,13 @@ class PendingRequest:
         self.on_update = on_update
         self.on_action = on_action
         self.clock = clock
+        #: What the request asked for, cross-checked against a transaction's
+        #: final response (6.3); ``None`` when the request did not say.
+        self.currency = currency
+        self.transaction_type = transaction_type
         self.response: Optional[m.Message] = None
+        #: The JSON object of the message that ended the request, as received.
+        self.received: Optional[Dict[str, Any]] = None
         self.failure: Optional[BaseException] = None
         self.sent = False
         self.callbacks_done: Optional[threading.Event] = None
@@ -168,14 +186,19 @@ class PendingRequest:
         self.last_activity = self.clock()
 
     def finish(
-        self, response: Optional[m.Message] = None, failure: Optional[BaseException] = None
+        self,
+        response: Optional[m.Message] = None,
+        failure: Optional[BaseException] = None,
+        received: Optional[Dict[str, Any]] = None,
     ) -> bool:
         """Record the outcome once (atomically: a response and a timeout may
-        race); False when the request already had one."""
+        race); False when the request already had one. ``received`` is the
+        JSON object of the message that ended it, as it arrived."""
         with self._guard:
             if self._done:
                 return False
-            self.response, self.failure, self._done = response, failure, True
+            self.response, self.failure, self.received = response, failure, received
+            self._done = True
         self._ready.release()
         return True
 
@@ -198,6 +221,7 @@ class Route(enum.Enum):
 
     COMPLETE = "complete"  # the final response of a waiting request
     FAIL = "fail"  # an unreadable final response: fails its request
+    ERROR = "error"  # a foreign ERROR message with its tag: ends its request (6.5)
     UPDATE = "update"  # progress of a waiting request, for on_update
     ACTION = "action"  # the reader needs an answer, for on_action
     LATE = "late"  # a response nobody waits for (after a timeout, or twice)
@@ -221,10 +245,22 @@ class RequestTable:
         custom_identifier: Optional[str] = None,
         on_update: Optional[UpdateCallback] = None,
         on_action: Optional[ActionCallback] = None,
+        data: Any = None,
     ) -> PendingRequest:
-        """A request on this table's clock (not yet registered)."""
+        """A request on this table's clock (not yet registered). ``data`` is the
+        request's data object: a transaction's currency and type are read from
+        it for the cross-checks of its final response."""
+        currency, transaction_type = expected_of(data)
         return PendingRequest(
-            tag, request_type, resource, custom_identifier, on_update, on_action, self.clock
+            tag,
+            request_type,
+            resource,
+            custom_identifier,
+            on_update,
+            on_action,
+            self.clock,
+            currency=currency,
+            transaction_type=transaction_type,
         )
 
     def register(self, request: PendingRequest) -> None:
@@ -263,9 +299,15 @@ class RequestTable:
     def route(self, message: m.Message) -> Tuple[Route, Optional[PendingRequest]]:
         """What ``message`` is, and for which waiting request. Pure: changes nothing.
 
-        Only the response type that matches the request completes it (a
-        foreign response with its tag is progress, passed to ``on_update``);
-        a response for a request that already has its outcome is late."""
+        Only the response type that matches the request completes it; a
+        foreign message with its tag and status ``ERROR`` (neither that
+        response nor an update or action) ends it (:attr:`Route.ERROR`); any
+        other foreign message with its tag is progress, passed to
+        ``on_update``. A response for a request that already has its outcome
+        is late. A response without a tag completes the one waiting request
+        of its type when exactly one waits, else it is late (6.5)."""
+        if message.tag is None:
+            return self._route_tagless(message)
         request = self.get(message.tag)
         if request is None:
             if message.type.endswith("_RESPONSE"):
@@ -277,17 +319,40 @@ class RequestTable:
             message.data, m.ExecuteTransactionAction
         ):
             return Route.ACTION, request
+        if message.is_error and not message.type.endswith(("_UPDATE", "_ACTION")):
+            return (Route.LATE if request.done else Route.ERROR), request
         return Route.UPDATE, request
+
+    def _route_tagless(self, message: m.Message) -> Tuple[Route, Optional[PendingRequest]]:
+        if not message.type.endswith("_RESPONSE"):
+            return Route.IGNORE, None
+        with self._lock:
+            waiting = [
+                request
+                for request in self._requests.values()
+                if request.response_type == message.type and not request.done
+            ]
+        if len(waiting) == 1:
+            return Route.COMPLETE, waiting[0]
+        return Route.LATE, None
 
     def route_misfit(self, message: m.RawMessage) -> Tuple[Route, Optional[PendingRequest]]:
         """Like :meth:`route` for a message whose fields do not fit the
         contract: it fails its own request when it is (or may be) that
         request's response (late if that request already has its outcome);
-        anything else goes on whole, as a raw message."""
+        an ``EXECUTE_TRANSACTION_ACTION`` of a waiting request is still an
+        action (the transaction must not stall); anything else goes on whole,
+        as a raw message."""
         request = self.get(message.tag)
-        if request is not None and message.type in (request.response_type, "UNKNOWN"):
-            return Route.FAIL, request
-        return self.route(message)
+        if request is not None:
+            if message.type in (request.response_type, "UNKNOWN"):
+                return (Route.LATE if request.done else Route.FAIL), request
+            if message.type == "EXECUTE_TRANSACTION_ACTION":
+                return Route.ACTION, request
+        route, found = self.route(message)
+        if route is Route.COMPLETE:  # a tagless response that does not fit
+            return Route.FAIL, found
+        return route, found
 
     def await_outcome(self, request: PendingRequest, idle: float, cap: float) -> m.Message:
         """Block until ``request`` has its response and return it, or raise what
@@ -323,8 +388,17 @@ def failure_for(request: PendingRequest) -> PayProtocolError:
     failure = request.failure
     assert failure is not None
     if request.is_transaction and request.sent:
-        return outcome_unknown(request, failure)
-    if isinstance(failure, (ConnectionLostError, ProtocolViolationError)):
+        return outcome_unknown(request, failure, received=request.received)
+    if isinstance(failure, ProtocolViolationError):
+        violation = ProtocolViolationError(
+            str(failure),
+            raw=failure.raw,
+            broken_stream=failure.broken_stream,
+            payload=failure.payload,
+        )
+        violation.__cause__ = failure.__cause__
+        return violation
+    if isinstance(failure, ConnectionLostError):
         copy = type(failure)(str(failure))
         copy.__cause__ = failure.__cause__
         return copy
@@ -336,8 +410,9 @@ def failure_for(request: PendingRequest) -> PayProtocolError:
 def server_error(response: m.Message) -> ServerError:
     """The :class:`ServerError` that an ``ERROR`` response stands for."""
     error = response.error
+    error_type = getattr(error, "type", None)  # an error object without type is still an error
     return ServerError(
-        str(error.type) if error else "UNKNOWN",
+        "UNKNOWN" if error_type is None or error_type == "" else str(error_type),
         (error.message if error else None) or "the server reported an error",
         error.developer_message if error else None,
         response,
@@ -345,9 +420,13 @@ def server_error(response: m.Message) -> ServerError:
 
 
 def outcome_unknown(
-    request: PendingRequest, cause: BaseException
+    request: PendingRequest,
+    cause: BaseException,
+    *,
+    received: Optional[Dict[str, Any]] = None,
 ) -> TransactionOutcomeUnknownError:
-    """The money may have moved, and this request can no longer tell."""
+    """The money may have moved, and this request can no longer tell.
+    ``received`` is the untrusted final response as received, if one came."""
     unknown = TransactionOutcomeUnknownError(
         f"{request.request_type} was sent but its outcome is unknown ({cause}); "
         f"look it up by custom identifier {request.custom_identifier!r} "
@@ -355,21 +434,81 @@ def outcome_unknown(
         tag=request.tag,
         resource=request.resource,
         custom_identifier=request.custom_identifier,
+        received=received,
     )
     unknown.__cause__ = cause
     return unknown
 
 
+def _received(request: PendingRequest, response: m.Message) -> Dict[str, Any]:
+    """The response's JSON object as it arrived (re-encoded from the decoded
+    message only when the reader did not keep it, as in unit tests)."""
+    if request.received is not None and request.response is response:
+        return request.received
+    return message_to_wire(response)
+
+
+def _untrusted(
+    request: PendingRequest, response: m.Message, problem: str
+) -> TransactionOutcomeUnknownError:
+    return outcome_unknown(
+        request,
+        ProtocolViolationError(f"{response.type} (tag {response.tag}) {problem}"),
+        received=_received(request, response),
+    )
+
+
+def _same_text(left: Any, right: Any) -> bool:
+    return str(left).strip().upper() == str(right).strip().upper()
+
+
+def _mismatch(request: PendingRequest, transaction: m.Transaction) -> Optional[str]:
+    """Why a final response's transaction is not this request's outcome, or
+    ``None``. Only what both sides say readably is compared: the custom
+    identifier exactly, the currency without regard to case, and the type when
+    the response's is one this version knows (an unknown type name is
+    information, not a contradiction). The amount is not compared: a tip or
+    total step or a currency conversion may change it."""
+    wanted, custom = request.custom_identifier, transaction.custom_identifier
+    if wanted is not None and custom is not None and custom != wanted:
+        return f"is for custom identifier {custom!r}, not this request's {wanted!r}"
+    currency = transaction.currency
+    if (
+        request.currency is not None
+        and currency is not None
+        and not _same_text(currency, request.currency)
+    ):
+        return f"is in currency {currency!r}, not this request's {request.currency!r}"
+    kind = transaction.type
+    if (
+        request.transaction_type is not None
+        and isinstance(kind, m.TransactionType)
+        and not _same_text(kind, request.transaction_type)
+    ):
+        return f"is a {kind}, not this request's {request.transaction_type}"
+    return None
+
+
 def settle(request: PendingRequest, response: m.Message) -> m.Message:
-    """Judge a final response: return it, or raise what it means for the money.
+    """Judge a final response: return it, or raise what it means for the money
+    (p3-protocol.md 6.3: money is judged, never guessed).
 
     * a plain request: an ``ERROR`` response is a :class:`ServerError`;
     * a transaction (execute or amend) is judged by the transaction it holds:
       without one, an ``ERROR`` means the request was refused before any
       transaction existed (:class:`ServerError`), and an ``OK`` proves nothing
-      (outcome unknown); with one, an ``ERROR`` is a :class:`ServerError` only
-      when the status says no money moved (``DECLINED``, ``ABORTED``,
-      ``ERROR``), otherwise the outcome is unknown.
+      (outcome unknown). With one whose custom identifier, currency or type
+      contradicts the request's, it is not this request's outcome (outcome
+      unknown). Otherwise an ``ERROR`` is a :class:`ServerError` only when the
+      status says no money moved (``DECLINED``, ``ABORTED``, ``ERROR``), else
+      the outcome is unknown; an ``OK`` is returned only when the status is
+      final (``APPROVED``, ``ACCEPTED``, ``DECLINED``, ``ABORTED``,
+      ``ERROR``): a missing, unreadable or non-final status (``PENDING``,
+      ``INITIALIZED``, ``INCONCLUSIVE``, a value this version does not know)
+      settles nothing, outcome unknown.
+
+    Every outcome-unknown raised here carries the response as received
+    (:attr:`TransactionOutcomeUnknownError.received`).
     """
     if not request.is_transaction:
         if response.is_error:
@@ -379,14 +518,23 @@ def settle(request: PendingRequest, response: m.Message) -> m.Message:
     if not isinstance(transaction, m.Transaction):
         if response.is_error:
             raise server_error(response)
-        raise outcome_unknown(
-            request, ProtocolViolationError(f"{response.type} holds no transaction")
-        )
+        raise _untrusted(request, response, "holds no transaction")
+    mismatch = _mismatch(request, transaction)
+    if mismatch is not None:
+        raise _untrusted(request, response, mismatch)
     if response.is_error:
         error = server_error(response)
         if str(transaction.status) not in m.FAILED_STATUSES:
-            raise outcome_unknown(request, error)
+            raise outcome_unknown(request, error, received=_received(request, response))
         raise error
+    if not m.is_final_status(transaction.status):
+        status = transaction.status
+        problem = (
+            "holds a transaction without a readable status"
+            if status is None
+            else f"holds a transaction whose status {str(status)!r} is not final"
+        )
+        raise _untrusted(request, response, problem)
     return response
 
 
@@ -407,6 +555,24 @@ def wait_limits(
         return idle, request.created + transaction_max_duration
     idle = plain_timeout if timeout is None else timeout
     return idle, request.created + idle
+
+
+def expected_of(data: Any) -> Tuple[Optional[str], Optional[str]]:
+    """The currency and transaction type a transaction request's data object
+    (a model or a raw wire dict) asks for; ``None`` for what it does not say."""
+    if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
+        parameters: Any = data.transaction_parameters
+        kind = parameters.type
+        return parameters.currency, None if kind is None else str(kind)
+    if isinstance(data, dict):
+        found = data.get("transactionParameters")
+        if isinstance(found, dict):
+            currency, kind = found.get("currency"), found.get("type")
+            return (
+                currency if isinstance(currency, str) else None,
+                kind if isinstance(kind, str) else None,
+            )
+    return None, None
 
 
 def custom_identifier_of(data: Any) -> Optional[str]:

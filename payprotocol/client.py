@@ -565,6 +565,7 @@ class PayClient(ReaderAnswers):
             custom_identifier=custom_identifier,
             on_update=on_update,
             on_action=on_action,
+            data=data,
         )
         if isinstance(data, dict) or (data is not None and request_type not in codec.MESSAGE_TYPES):
             message: m.Message = m.RawMessage(request_type, request.tag, resource, data)

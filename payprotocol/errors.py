@@ -11,8 +11,10 @@ the money is the important part:
   sent but its final response can no longer be awaited. The card **may** have
   been charged. Do not charge again: look the transaction up by its custom
   identifier (``GET_TRANSACTION_REQUEST``).
-* :class:`ProtocolViolationError`: a peer broke the wire rules (framing, JSON,
-  envelope). The connection is no longer trustworthy.
+* :class:`ProtocolViolationError`: a peer broke the wire rules. Either one
+  message could not be read (its request failed, the connection stays up) or
+  the stream itself is broken (the connection was closed):
+  ``broken_stream`` tells which.
 """
 
 from __future__ import annotations
@@ -38,16 +40,35 @@ class PayProtocolError(Exception):
 
 
 class ProtocolViolationError(PayProtocolError):
-    """A peer broke the P3 wire rules (framing, UTF-8, JSON or envelope).
+    """A peer broke the P3 wire rules; ``broken_stream`` says which kind
+    (p3-protocol.md 6.4):
 
-    ``raw`` holds the decoded JSON object when the violation was found after
-    JSON parsing (for example a field of the wrong type), so that the message's
-    ``tag`` can still be read; it is ``None`` otherwise.
+    * ``broken_stream`` is ``False``: **one message** could not be read (not
+      UTF-8, not JSON, not a JSON object, or its envelope does not fit). It was
+      skipped and the connection stays up; only the request whose tag it
+      carried ended with this error (a transaction as
+      :class:`TransactionOutcomeUnknownError`, with this error as its cause).
+    * ``broken_stream`` is ``True``: **the stream itself** is broken (a frame
+      length of 0 or above the size cap, a WebSocket protocol error). The
+      connection was closed and every request in flight ended.
+
+    ``raw`` holds the decoded JSON object when the message was valid JSON (so
+    its ``tag`` can still be read), else ``None``. ``payload`` holds the bytes
+    of an unreadable message as received (kept, never logged), else ``None``.
     """
 
-    def __init__(self, message: str, *, raw: Optional[dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw: Optional[Dict[str, Any]] = None,
+        broken_stream: bool = False,
+        payload: Optional[bytes] = None,
+    ) -> None:
         super().__init__(message)
         self.raw = raw
+        self.broken_stream = broken_stream
+        self.payload = payload
 
 
 class ServerError(PayProtocolError):
@@ -86,7 +107,11 @@ class TransactionOutcomeUnknownError(PayProtocolError):
     ``get_transaction(custom_identifier=...)``.
 
     ``received`` is the final response as received (its JSON object, nothing
-    dropped) when one arrived but could not be trusted, else ``None``.
+    dropped) when one arrived but could not be trusted (its transaction status
+    missing, unreadable or not final; its ``customIdentifier`` or ``currency``
+    not the request's; an ``ERROR`` whose transaction may have moved money; a
+    message of the request's tag whose fields could not be read), else
+    ``None`` (nothing arrived, or nothing that was a JSON object).
     """
 
     def __init__(

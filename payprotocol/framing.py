@@ -68,7 +68,9 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Consume ``data``; return every body completed by it."""
         if self._broken is not None:
-            raise ProtocolViolationError(f"frame stream already broken: {self._broken}")
+            raise ProtocolViolationError(
+                f"frame stream already broken: {self._broken}", broken_stream=True
+            )
         if self._expected < 0 and not self._header and len(data) > _HEADER_SIZE:
             # Fast path: a chunk that is exactly one whole frame, nothing buffered
             # (the common case: one request, one response).
@@ -111,10 +113,13 @@ class FrameDecoder:
 
     def _check_length(self, length: int) -> int:
         if length == 0:
-            self._broken = ProtocolViolationError("frame with length 0 (an empty message)")
+            self._broken = ProtocolViolationError(
+                "frame with length 0 (an empty message)", broken_stream=True
+            )
         elif length > self.max_frame_size:
             self._broken = ProtocolViolationError(
-                f"frame length {length} exceeds the limit of {self.max_frame_size} bytes"
+                f"frame length {length} exceeds the limit of {self.max_frame_size} bytes",
+                broken_stream=True,
             )
         else:
             return length

@@ -149,7 +149,7 @@ class TcpTransport:
             if self._closed.is_set():
                 raise ConnectionLostError("the connection is closed")
             if self._decoder.broken is not None:  # after the good messages before it
-                raise ProtocolViolationError(str(self._decoder.broken))
+                raise ProtocolViolationError(str(self._decoder.broken), broken_stream=True)
             try:
                 chunk = self._sock.recv(_RECV_SIZE)
             except OSError as exc:
@@ -273,7 +273,9 @@ class WebSocketTransport:
                     self._lost_reason("the server closed the connection")
                 ) from exc
             except websocket.WebSocketProtocolException as exc:
-                raise ProtocolViolationError(f"WebSocket protocol error: {exc}") from exc
+                raise ProtocolViolationError(
+                    f"WebSocket protocol error: {exc}", broken_stream=True
+                ) from exc
             except (OSError, websocket.WebSocketException) as exc:
                 raise ConnectionLostError(self._lost_reason(f"receiving failed: {exc}")) from exc
             self._ping_sent_at = None  # anything received proves the link is alive
@@ -281,7 +283,8 @@ class WebSocketTransport:
                 data: bytes = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
                 if len(data) > self._max_size:
                     raise ProtocolViolationError(
-                        f"message of {len(data)} bytes exceeds the limit of {self._max_size} bytes"
+                        f"message of {len(data)} bytes exceeds the limit of {self._max_size} bytes",
+                        broken_stream=True,
                     )
                 return data
             if opcode == websocket.ABNF.OPCODE_CLOSE:

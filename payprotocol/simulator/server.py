@@ -77,6 +77,7 @@ class _Connection(Outbox):
         self._cond = threading.Condition()
         self._queue: List[tuple[float, int, _Item]] = []
         self._sequence = itertools.count()
+        self._messages = itertools.count()  # this connection's messages, for mutate=SEED
         self._terminated = False  # the writer must stop now
         self._writer = threading.Thread(
             target=self._write_loop, name=f"p3sim-writer-{peer}", daemon=True
@@ -100,7 +101,9 @@ class _Connection(Outbox):
                 return
             if transaction is not None:
                 transaction.sent += 1
-            out = faults.outgoing(plan, wire, final=final, transaction=transaction)
+            out = faults.outgoing(
+                plan, wire, final=final, transaction=transaction, index=next(self._messages)
+            )
             for payload in out.payloads:
                 self._put(self._item(plan, payload), out.delay)
             if out.close:
@@ -145,7 +148,10 @@ class _Connection(Outbox):
         if isinstance(payload, faults.Malformed):
             log.info("%s: fault malformed=%s", self.peer, payload.kind)
             return _Item("malformed", payload.kind)
-        text = dumps(payload)
+        if isinstance(payload, faults.Bom):
+            text = "\ufeff" + dumps(payload.wire)  # the mutate fault's byte-order mark
+        else:
+            text = dumps(payload)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.peer, redacted_text(text))
         return _Item("message", text, plan.byte_by_byte, plan.coalesce, plan.coalesce_window)

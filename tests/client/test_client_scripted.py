@@ -461,11 +461,10 @@ def test_no_threads_left_after_close(serve: Serve) -> None:
     "garbage",
     [
         b"\xff\xff\xff\xff",  # a 4 GiB length
-        b"\x00\x00\x00\x05[1,2]",  # JSON that is not an object
-        b"\x00\x00\x00\x03\xff\xfe\xfd",  # not UTF-8
+        b"\x00\x00\x00\x00",  # a length of 0
     ],
 )
-def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
+def test_a_broken_frame_stream_closes_the_connection(garbage: bytes) -> None:
     def handler(peer: Peer) -> None:
         peer.recv()
         peer.recv()
@@ -482,11 +481,13 @@ def test_malformed_frames_close_the_connection(garbage: bytes) -> None:
 
         thread = threading.Thread(target=charge)
         thread.start()  # the server waits for both requests before the garbage
-        with pytest.raises(ProtocolViolationError):
+        with pytest.raises(ProtocolViolationError) as caught:
             client.get_transaction(transaction_identifier="x")
+        assert caught.value.broken_stream
         thread.join(2)
         assert isinstance(results[0], TransactionOutcomeUnknownError)
         assert isinstance(results[0].__cause__, ProtocolViolationError)
+        assert results[0].__cause__.broken_stream
         eventually(lambda: not client.connected)
 
 

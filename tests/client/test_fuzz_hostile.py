@@ -21,8 +21,6 @@ from payprotocol import (
     TransactionOutcomeUnknownError,
 )
 from payprotocol import models as m
-from payprotocol.codec import parse_message
-from payprotocol.errors import ProtocolViolationError
 from payprotocol.framing import encode_frame
 
 from ..support.messages import reply, transaction, wire
@@ -78,9 +76,9 @@ def _action(kind: str) -> Step:
 
 def _final(status: str) -> Step:
     data = m.ExecuteTransactionResponse(transaction(status))
-    return Step(
-        lambda peer, request: peer.send(reply(request, data)), lambda kind: ("returned", status)
-    )
+    # A status that is not final (or unknown to this version) settles nothing (6.3).
+    ends: Outcome = ("returned", status) if m.is_final_status(status) else UNKNOWN
+    return Step(lambda peer, request: peer.send(reply(request, data)), lambda kind: ends)
 
 
 def _error(error_type: str) -> Step:
@@ -150,22 +148,16 @@ def _random_object(value: Any) -> Step:
 
 
 def _raw_bytes(data: bytes) -> Step:
-    def ends(kind: str) -> Optional[Outcome]:
-        # WebSocket carries it as text (decoded with replacement), TCP as a frame.
-        payload = data.decode("utf-8", errors="replace") if kind == "ws" else (data or b"x")
-        try:
-            parse_message(payload)
-        except ProtocolViolationError:
-            return UNKNOWN  # not a JSON object: the stream is suspect and is closed
-        return None  # a JSON object that cannot carry our tag: ignored
-
+    # WebSocket carries it as text (decoded with replacement), TCP as a frame.
+    # Not a JSON object: skipped, the connection stays (6.4), and 24 random bytes
+    # cannot show our tag; a JSON object that cannot carry our tag is ignored.
     return Step(
         lambda peer, request: (
             peer.send_payload(data)
             if peer.kind == "ws"
             else peer.send_wire(encode_frame(data or b"x"))
         ),
-        ends,
+        _goes_on,
     )
 
 

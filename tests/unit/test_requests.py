@@ -128,10 +128,10 @@ def test_a_response_for_no_waiting_request_is_late_anything_else_ignored(
     register(table)
     late = m.Message("EXECUTE_TRANSACTION_RESPONSE", "gone", data=m.ExecuteTransactionResponse())
     update = m.Message("EXECUTE_TRANSACTION_UPDATE", "gone", data=m.ExecuteTransactionUpdate())
-    tagless = m.Message("EXECUTE_TRANSACTION_RESPONSE", None)
+    tagless = m.Message("GET_TRANSACTION_RESPONSE", None)
     assert table.route(late) == (Route.LATE, None)
     assert table.route(update) == (Route.IGNORE, None)
-    assert table.route(tagless) == (Route.LATE, None)
+    assert table.route(tagless) == (Route.LATE, None)  # no lookup waits
 
 
 def test_a_second_response_for_a_finished_request_is_late(table: RequestTable) -> None:
@@ -372,3 +372,236 @@ def test_the_custom_identifier_is_found_in_models_and_raw_dicts() -> None:
     assert custom_identifier_of({"transactionParameters": {"customIdentifier": 7}}) is None
     assert custom_identifier_of({"other": 1}) is None
     assert custom_identifier_of(None) is None
+
+
+# --- routing oddities (p3-protocol.md 6.5) -------------------------------------------
+
+
+def test_a_tagless_response_completes_the_one_waiting_request_of_its_type(
+    table: RequestTable,
+) -> None:
+    execute = register(table, "t1")
+    register(table, "t2", kind=LOOKUP)
+    tagless = m.Message("EXECUTE_TRANSACTION_RESPONSE", None, data=m.ExecuteTransactionResponse())
+    assert table.route(tagless) == (Route.COMPLETE, execute)
+    update = m.Message("EXECUTE_TRANSACTION_UPDATE", None, data=m.ExecuteTransactionUpdate())
+    assert table.route(update) == (Route.IGNORE, None)  # only responses
+
+
+def test_a_tagless_response_with_two_or_no_waiting_requests_of_its_type_is_late(
+    table: RequestTable,
+) -> None:
+    first = register(table, "t1")
+    register(table, "t2")
+    tagless = m.Message("EXECUTE_TRANSACTION_RESPONSE", None, data=m.ExecuteTransactionResponse())
+    assert table.route(tagless) == (Route.LATE, None)
+    first.finish(failure=RequestTimeoutError("gone"))  # done: no longer waiting
+    assert table.route(tagless)[0] is Route.COMPLETE
+    assert table.route(m.Message("LOGIN_MERCHANT_RESPONSE", None)) == (Route.LATE, None)
+
+
+def test_a_tagless_misfit_response_fails_the_one_waiting_request(table: RequestTable) -> None:
+    request = register(table, "t1")
+    misfit = m.RawMessage("EXECUTE_TRANSACTION_RESPONSE", None, data={"transaction": 5})
+    assert table.route_misfit(misfit) == (Route.FAIL, request)
+
+
+def test_a_tagged_foreign_error_ends_its_request(table: RequestTable) -> None:
+    request = register(table)
+    error = m.ErrorDetails("INTERNAL_ERROR", "no")
+    foreign = m.Message("GET_TRANSACTION_RESPONSE", "t1", status="ERROR", error=error)
+    unknown = m.RawMessage("SOMETHING_ELSE", "t1", status="ERROR", error=error)
+    assert table.route(foreign) == (Route.ERROR, request)
+    assert table.route(unknown) == (Route.ERROR, request)
+    # An update or action in error is progress, an OK foreign message too.
+    update = m.Message("EXECUTE_TRANSACTION_UPDATE", "t1", status="ERROR", error=error)
+    assert table.route(update) == (Route.UPDATE, request)
+    ok = m.Message("GET_TRANSACTION_RESPONSE", "t1", status="OK")
+    assert table.route(ok) == (Route.UPDATE, request)
+    request.finish(failure=RequestTimeoutError("gone"))
+    assert table.route(foreign) == (Route.LATE, request)
+
+
+def test_a_misfit_action_of_a_waiting_request_is_still_an_action(table: RequestTable) -> None:
+    request = register(table)
+    misfit = m.RawMessage("EXECUTE_TRANSACTION_ACTION", "t1", data={"abortable": "x"})
+    assert table.route_misfit(misfit) == (Route.ACTION, request)
+    assert table.route_misfit(m.RawMessage("EXECUTE_TRANSACTION_ACTION", "x")) == (
+        Route.IGNORE,
+        None,
+    )
+
+
+@pytest.mark.parametrize("kind", [EXECUTE, AMEND])
+def test_a_foreign_error_of_a_sent_transaction_is_outcome_unknown(
+    table: RequestTable, kind: str
+) -> None:
+    request = register(table, kind=kind)
+    request.sent = True
+    error = ServerError("INTERNAL_ERROR", "no")
+    request.finish(failure=error, received={"type": "X", "status": "ERROR"})
+    unknown = failure_for(request)
+    assert isinstance(unknown, TransactionOutcomeUnknownError)
+    assert unknown.__cause__ is error
+    assert unknown.received == {"type": "X", "status": "ERROR"}
+
+
+def test_a_foreign_error_of_a_plain_request_is_that_server_error(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    request.sent = True
+    error = ServerError("INTERNAL_ERROR", "no")
+    request.finish(failure=error)
+    assert failure_for(request) is error
+
+
+# --- money judged, never guessed (6.3) -----------------------------------------------
+
+
+def charge_request(
+    table: RequestTable, currency: str = "EUR", kind: str = "CHARGE"
+) -> PendingRequest:
+    parameters = m.TransactionParameters(kind, 10, currency, True, custom_identifier="order-1")
+    request = table.new_request(
+        "t1",
+        EXECUTE,
+        resource="devices/r1",
+        custom_identifier="order-1",
+        data=m.ExecuteTransactionRequest(parameters),
+    )
+    table.register(request)
+    request.sent = True
+    return request
+
+
+def final_response(request: PendingRequest, tx: m.Transaction, *, keep: bool = True) -> m.Message:
+    """The response as the reader hands it over: finished with its raw JSON."""
+    answer = response(request, tx=tx)
+    received = {"type": answer.type, "tag": "t1", "as": "received"}
+    assert request.finish(response=answer, received=received if keep else None)
+    return answer
+
+
+@pytest.mark.parametrize("status", [None, "PENDING", "INITIALIZED", "INCONCLUSIVE", "NEW", ""])
+def test_an_ok_response_whose_status_is_missing_or_not_final_is_outcome_unknown(
+    table: RequestTable, status: Optional[str]
+) -> None:
+    request = charge_request(table)
+    answer = final_response(request, transaction(status))
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, answer)
+    assert caught.value.received == {"type": answer.type, "tag": "t1", "as": "received"}
+    assert caught.value.custom_identifier == "order-1"
+    assert isinstance(caught.value.__cause__, ProtocolViolationError)
+
+
+@pytest.mark.parametrize("status", sorted(m.FINAL_STATUSES))
+def test_an_ok_response_with_a_final_status_is_returned(table: RequestTable, status: str) -> None:
+    request = charge_request(table)
+    answer = final_response(request, transaction(status))
+    assert settle(request, answer) is answer
+
+
+def test_a_response_for_another_custom_identifier_is_outcome_unknown(table: RequestTable) -> None:
+    request = charge_request(table)
+    tx = m.Transaction("tx-1", "CHARGE", "APPROVED", currency="EUR", custom_identifier="order-2")
+    answer = final_response(request, tx)
+    with pytest.raises(TransactionOutcomeUnknownError, match="order-2") as caught:
+        settle(request, answer)
+    assert caught.value.received is not None
+
+
+@pytest.mark.parametrize("status", ["APPROVED", "DECLINED"])
+def test_a_response_in_another_currency_is_outcome_unknown(
+    table: RequestTable, status: str
+) -> None:
+    request = charge_request(table)
+    tx = m.Transaction("tx-1", "CHARGE", status, currency="USD", custom_identifier="order-1")
+    with pytest.raises(TransactionOutcomeUnknownError, match="USD"):
+        settle(request, final_response(request, tx))
+
+
+def test_a_response_of_another_known_type_is_outcome_unknown_an_unknown_type_is_not(
+    table: RequestTable,
+) -> None:
+    request = charge_request(table)
+    tx = m.Transaction("tx-1", m.TransactionType.REFUND, "APPROVED", currency="EUR")
+    with pytest.raises(TransactionOutcomeUnknownError, match="REFUND"):
+        settle(request, final_response(request, tx))
+    other = charge_request(RequestTable())
+    tx = m.Transaction("tx-1", "PREAUTHORIZATION", "APPROVED", currency="EUR")
+    assert settle(other, final_response(other, tx)).data.transaction is tx
+
+
+def test_the_cross_checks_compare_only_what_both_sides_say(table: RequestTable) -> None:
+    request = charge_request(table)
+    tx = m.Transaction("tx-1", m.TransactionType.CHARGE, "APPROVED", currency="eur")
+    assert settle(request, final_response(request, tx)).data.transaction is tx
+    bare = charge_request(RequestTable())
+    nothing = m.Transaction(status=m.TransactionStatus.APPROVED)  # no identifiers, no currency
+    assert settle(bare, final_response(bare, nothing)).data.transaction is nothing
+    # The amount may differ (a tip step, a currency conversion): not judged.
+    tipped = m.Transaction("tx-1", "CHARGE", "APPROVED", amount=12, currency="EUR")
+    third = charge_request(RequestTable())
+    assert settle(third, final_response(third, tipped)).data.transaction is tipped
+
+
+def test_received_is_the_message_re_encoded_when_the_reader_kept_no_raw_object(
+    table: RequestTable,
+) -> None:
+    request = charge_request(table)
+    answer = final_response(request, transaction("PENDING"), keep=False)
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, answer)
+    assert caught.value.received is not None
+    assert caught.value.received["executeTransactionResponse"]["transaction"]["status"] == "PENDING"
+
+
+def test_an_error_response_that_may_have_moved_money_keeps_what_was_received(
+    table: RequestTable,
+) -> None:
+    request = charge_request(table)
+    answer = response(request, status="ERROR", error="INTERNAL_ERROR", tx=transaction("APPROVED"))
+    request.finish(response=answer, received={"kept": True})
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, answer)
+    assert caught.value.received == {"kept": True}
+
+
+def test_a_response_without_a_transaction_keeps_what_was_received(table: RequestTable) -> None:
+    request = charge_request(table)
+    answer = response(request, data=m.ExecuteTransactionResponse())
+    request.finish(response=answer, received={"kept": True})
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, answer)
+    assert caught.value.received == {"kept": True}
+
+
+def test_an_error_object_without_type_is_an_unknown_error_type(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    error = m.ErrorDetails("")
+    answer = m.Message(request.response_type, "t1", status="ERROR", error=error)
+    with pytest.raises(ServerError) as caught:
+        settle(request, answer)
+    assert caught.value.error_type == "UNKNOWN"
+
+
+def test_the_expected_currency_and_type_come_from_models_and_raw_dicts() -> None:
+    from payprotocol._requests import expected_of
+
+    parameters = m.TransactionParameters("CHARGE", 1, "EUR", True)
+    assert expected_of(m.ExecuteTransactionRequest(parameters)) == ("EUR", "CHARGE")
+    amend = m.AmendParameters(m.TransactionType.REFUND, "tx-1")
+    assert expected_of(m.AmendTransactionRequest(amend)) == (None, "REFUND")
+    raw = {"transactionParameters": {"currency": "USD", "type": 5}}
+    assert expected_of(raw) == ("USD", None)
+    assert expected_of(None) == (None, None) == expected_of({"transactionParameters": 1})
+
+
+def test_a_copied_protocol_violation_keeps_its_attributes(table: RequestTable) -> None:
+    request = register(table, kind=LOOKUP)
+    request.sent = True
+    violation = ProtocolViolationError("bad", raw={"a": 1}, broken_stream=True, payload=b"x")
+    request.finish(failure=violation)
+    copy = failure_for(request)
+    assert isinstance(copy, ProtocolViolationError) and copy is not violation
+    assert (copy.raw, copy.broken_stream, copy.payload) == ({"a": 1}, True, b"x")
