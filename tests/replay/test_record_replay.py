@@ -309,3 +309,43 @@ def test_the_server_messages_are_replayed_byte_for_byte(
         assert '"base64"' in first.read_text(encoding="utf-8")
     else:
         assert "WAITING_FOR_BIOMETRICS" in first.read_text(encoding="utf-8")
+
+
+def _mutated_session(url: str, record: Path) -> List[str]:
+    """Login, a signature charge, a lookup; each step's result or error name."""
+    seen: List[str] = []
+    with PayClient(url, timeout=3, transaction_timeout=3, record=record) as client:
+        for step in ("login", "charge", "lookup"):
+            try:
+                if step == "login":
+                    seen.append(str(len(client.login(MERCHANT, SECRET).devices)))
+                elif step == "charge":
+                    client.on_action(
+                        lambda a: client.submit_signature(a.resource or "", on_receipt=True)
+                    )
+                    tx = client.charge(
+                        "devices/reader1", Decimal("10.00"), "EUR", custom_identifier="c-m"
+                    )
+                    seen.append(f"{tx.status} {tx.transaction_identifier}")
+                else:
+                    seen.append(str(client.get_transaction(custom_identifier="c-m").status))
+            except PayProtocolError as exc:
+                seen.append(type(exc).__name__)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_a_mutate_session_replays_with_the_same_results(
+    simulator: Simulator, tmp_path: Path, seed: int
+) -> None:
+    """The simulator's ``mutate=SEED`` fault (issue 9) sends fields that do not
+    fit; the cassette keeps them as sent, so the replay reproduces them and
+    the client's results over the other transport."""
+    simulator.set_faults(FaultPlan.parse([f"mutate={seed}"]))
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    recorded = _mutated_session(simulator.tcp_url, first)
+    simulator.set_faults(None)
+    with Replay(first) as replay:
+        replayed = _mutated_session(replay.ws_url, second)
+    assert replayed == recorded
+    assert _received(second) == _received(first)
