@@ -176,10 +176,15 @@ def _print_transaction(args: argparse.Namespace, transaction: m.Transaction) -> 
 def _print_receipts(transaction: m.Transaction, width: int = 40) -> None:
     from .receipts import format_receipt
 
-    for receipt in (transaction.merchant_receipt, transaction.customer_receipt):
+    # The transaction's tip and signature flags (section 4) are for the merchant's
+    # copy, the one the shopper signs; the customer's copy keeps its own.
+    for receipt, owner in (
+        (transaction.merchant_receipt, transaction),
+        (transaction.customer_receipt, None),
+    ):
         if receipt is not None:
             out()
-            out(format_receipt(receipt, width=width))
+            out(format_receipt(receipt, width=width, transaction=owner))
 
 
 # --- devices ------------------------------------------------------------------------

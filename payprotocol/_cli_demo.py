@@ -212,7 +212,8 @@ class _Tour:
 
         receipt = transaction.merchant_receipt if merchant else transaction.customer_receipt
         if receipt is not None:
-            self.out.print(_framed(format_receipt(receipt, width=40)))
+            owner = transaction if merchant else None  # the transaction's flags: merchant copy
+            self.out.print(_framed(format_receipt(receipt, width=40, transaction=owner)))
             self.out.print()
 
 

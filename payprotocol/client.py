@@ -278,9 +278,11 @@ class PayClient(ReaderAnswers):
         """
         if parameters.custom_identifier is None:
             parameters = attrs.evolve(parameters, custom_identifier=uuid.uuid4().hex)
+        if parameters.auto_capture is None:  # always written (3.2); absent would read as true
+            parameters = attrs.evolve(parameters, auto_capture=True)
         data = m.ExecuteTransactionRequest(
             parameters,
-            mode=mode,
+            mode=m.Mode.ONLINE if mode is None else mode,  # always written (3.2)
             session_identifier=session_identifier,
             process_parameters=process_parameters,
         )

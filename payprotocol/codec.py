@@ -22,14 +22,16 @@ the redaction (:func:`redact`, :data:`SENSITIVE_WIRE_KEYS`, owned by
 from __future__ import annotations
 
 import json
+import logging
 import re
 from decimal import Decimal
 from json.encoder import encode_basestring
-from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 import attrs
 
 from . import models as m
+from ._tolerant import Misfit, json_type, structure_tolerant
 from .errors import ProtocolViolationError
 from .models import SENSITIVE_WIRE_KEYS, redact
 from .naming import data_key, response_type
@@ -38,9 +40,11 @@ from .wire_converter import converter
 __all__ = [
     "MESSAGE_TYPES",
     "SENSITIVE_WIRE_KEYS",
+    "Misfit",
     "data_key",
     "decode_message",
     "decode_parsed",
+    "decode_tolerant",
     "dumps",
     "encode_message",
     "from_wire",
@@ -53,6 +57,9 @@ __all__ = [
     "to_wire",
     "wire_json",
 ]
+
+logger = logging.getLogger("payprotocol.codec")
+_T = TypeVar("_T")
 
 #: Every P3 message type this version knows, with the model of its data object.
 MESSAGE_TYPES: Dict[str, type] = {
@@ -182,13 +189,9 @@ def message_to_wire(message: m.Message) -> Dict[str, Any]:
             raise TypeError(f"{message.type} carries {model.__name__}, not {type(data).__name__}")
         key = _DATA_KEYS[message.type]
         data_wire = converter.unstructure(data, model)
-        # The decoder keeps an explicit null data object in extra_fields; it stands
-        # as long as the data is still empty.
-        if not (
-            key in message.extra_fields
-            and message.extra_fields[key] is None
-            and data_wire == converter.unstructure(model(), model)
-        ):
+        # The decoder keeps an explicit null data object, or one that was no
+        # object, in extra_fields; it stands as long as the data is still empty.
+        if not (key in message.extra_fields and data_wire == converter.unstructure(model(), model)):
             wire[key] = data_wire
     return wire
 
@@ -232,6 +235,8 @@ def parse_message(payload: Union[bytes, bytearray, memoryview, str]) -> Dict[str
             text = bytes(payload).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolViolationError(f"message is not valid UTF-8: {exc}") from None
+    if text[:1] == "\ufeff":  # a leading byte-order mark is ignored (6.2)
+        text = text[1:]
     try:
         value = _JSON_DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError, and big-int limits
@@ -255,59 +260,188 @@ def _optional_str(raw: Dict[str, Any], key: str) -> Optional[str]:
 def decode_message(payload: Union[bytes, bytearray, memoryview, str]) -> m.Message:
     """Parse one P3 message; unknown types become :class:`RawMessage`.
 
-    Raises :class:`ProtocolViolationError` when the payload is not UTF-8, not a
-    JSON object, has no string ``type``, or a field does not fit its model.
+    Server messages (any type but a ``_REQUEST``) are read as a tolerant reader
+    (p3-protocol.md 6.2): a field that does not fit is kept as received and
+    logged, and the rest decodes. Raises :class:`ProtocolViolationError` when
+    the payload is not UTF-8, not a JSON object or has no string ``type``, and,
+    for a request, when a field does not fit its model.
     """
     return decode_parsed(parse_message(payload))
 
 
+_DECODE_ERRORS = (TypeError, ValueError, KeyError, ArithmeticError, AttributeError)
+
+
 def decode_parsed(raw: Dict[str, Any]) -> m.Message:
-    """:func:`decode_message` for an object :func:`parse_message` already parsed."""
+    """:func:`decode_message` for an object :func:`parse_message` already parsed.
+
+    Strict first (the fast path, which a well-formed message never leaves); a
+    server message that fails it is decoded again field by field
+    (:func:`decode_tolerant`)."""
     message_type = raw.get("type")
     if not isinstance(message_type, str) or not message_type:
         raise ProtocolViolationError("message has no string 'type'", raw=raw)
+    try:
+        return _decode_strict(raw, message_type)
+    except (ProtocolViolationError, *_DECODE_ERRORS) as exc:
+        if message_type.endswith("_REQUEST"):  # we read requests strictly (the simulator)
+            if isinstance(exc, ProtocolViolationError):
+                raise
+            # A KeyError carries the wire key of a missing required field.
+            problem = (
+                f"missing required field {exc.args[0]!r}" if type(exc) is KeyError else repr(exc)
+            )
+            raise ProtocolViolationError(
+                f"{message_type} (tag {raw.get('tag')!r}) does not fit the contract: {problem}",
+                raw=raw,
+            ) from exc
+    message, misfits = decode_tolerant(raw)
+    tag = message.tag if message.tag is not None else raw.get("tag")
+    for misfit in misfits:
+        logger.warning(
+            "%s (tag %s): %s does not fit (%s); kept as received, the rest decoded",
+            message_type,
+            tag if isinstance(tag, str) else f"<{json_type(tag)}>",
+            misfit.path,
+            misfit.reason,
+        )
+    return message
+
+
+def _is_empty_error(error_object: Any, status: Any) -> bool:
+    """``"error": {}`` (or members all null) on a response that is not ``ERROR``
+    says nothing (6.2): no error."""
+    return (
+        type(error_object) is dict
+        and status != "ERROR"
+        and all(value is None for value in error_object.values())
+    )
+
+
+def _envelope_extras(raw: Dict[str, Any], message_type: str, key: str) -> Dict[str, Any]:
+    extras = {k: v for k, v in raw.items() if k not in _ENVELOPE_KEYS and k != key}
+    if "resource" in raw and raw["resource"] is None and message_type not in _NULL_RESOURCE_TYPES:
+        extras["resource"] = None  # keep an explicit null the encoder would not write
+    for name in _NULLABLE_ENVELOPE_KEYS:
+        if name in raw and raw[name] is None:
+            extras[name] = None  # likewise; the encoder writes a non-None value over it
+    return extras
+
+
+def _decode_strict(raw: Dict[str, Any], message_type: str) -> m.Message:
+    """Every field fits, or an exception: the fast path."""
     tag = _optional_str(raw, "tag")
     resource = _optional_str(raw, "resource")
     version = raw.get("version")
     model = MESSAGE_TYPES.get(message_type)
     key = _DATA_KEYS[message_type] if model is not None else data_key(message_type)
-    extras = {k: v for k, v in raw.items() if k not in _ENVELOPE_KEYS and k != key}
-    if resource is None and "resource" in raw and message_type not in _NULL_RESOURCE_TYPES:
-        extras["resource"] = None  # keep an explicit null the encoder would not write
-    for name in _NULLABLE_ENVELOPE_KEYS:
-        if name in raw and raw[name] is None:
-            extras[name] = None  # likewise; the encoder writes a non-None value over it
-    try:
-        status: Optional[Union[m.Status, str]] = _structure_status(raw.get("status"), _STATUS_TYPE)
-        error_object = raw.get("error")
-        error = None if error_object is None else converter.structure(error_object, m.ErrorDetails)
-        if version is not None and not isinstance(version, str):
-            extras["version"] = version  # unexpected type: keep it verbatim
-            version = None
-        data_object = raw.get(key)
-        if data_object is None and key in raw:
-            extras[key] = None  # an explicit null data object is written back as null
-        if model is None:
-            return m.RawMessage(
-                message_type,
-                tag,
-                resource,
-                data_object,
-                status,
-                error,
-                version,
-                extra_fields=extras,
-            )
-        data = model() if data_object is None else converter.structure(data_object, model)
-        if model in _CONTEXT_MODELS:
-            data = attrs.evolve(data, tag=tag, resource=resource)
-    except (TypeError, ValueError, KeyError, ArithmeticError, AttributeError) as exc:
-        # A KeyError carries the wire key of a missing required field.
-        problem = f"missing required field {exc.args[0]!r}" if type(exc) is KeyError else repr(exc)
-        raise ProtocolViolationError(
-            f"{message_type} (tag {tag!r}) does not fit the contract: {problem}", raw=raw
-        ) from exc
+    extras = _envelope_extras(raw, message_type, key)
+    status: Optional[Union[m.Status, str]] = _structure_status(raw.get("status"), _STATUS_TYPE)
+    error_object = raw.get("error")
+    error = None
+    if error_object is not None:
+        if _is_empty_error(error_object, status):
+            extras["error"] = error_object  # written back as received
+        else:
+            error = converter.structure(error_object, m.ErrorDetails)
+    if version is not None and not isinstance(version, str):
+        extras["version"] = version  # unexpected type: keep it verbatim
+        version = None
+    data_object = raw.get(key)
+    if data_object is None and key in raw:
+        extras[key] = None  # an explicit null data object is written back as null
+    if model is None:
+        return m.RawMessage(
+            message_type, tag, resource, data_object, status, error, version, extra_fields=extras
+        )
+    data = model() if data_object is None else converter.structure(data_object, model)
+    if model in _CONTEXT_MODELS:
+        data = attrs.evolve(data, tag=tag, resource=resource)
     return m.Message(message_type, tag, resource, data, status, error, version, extra_fields=extras)
+
+
+def decode_tolerant(raw: Dict[str, Any]) -> Tuple[m.Message, List[Misfit]]:
+    """A parsed message decoded field by field (p3-protocol.md 6.2), and its misfits.
+
+    Never raises for an object with a string ``type``. Each field that does not
+    fit (after the unambiguous coercions) leaves its attribute at the default
+    (usually ``None``) and is kept as received under its wire key in the
+    owning object's ``extra_fields`` (envelope fields in the message's), from
+    where :func:`encode_message` writes it back. :func:`decode_parsed` logs the
+    misfits; this function only returns them. A data object of a known type
+    always becomes its model (an update's ``information`` stays a list, an
+    action whose ``action`` is unreadable is an action with ``action=None``).
+    """
+    message_type = raw.get("type")
+    if not isinstance(message_type, str) or not message_type:
+        raise ProtocolViolationError("message has no string 'type'", raw=raw)
+    model = MESSAGE_TYPES.get(message_type)
+    key = _DATA_KEYS[message_type] if model is not None else data_key(message_type)
+    extras = _envelope_extras(raw, message_type, key)
+    misfits: List[Misfit] = []
+
+    def misfit(name: str, value: Any, reason: str) -> None:
+        extras[name] = value
+        misfits.append(Misfit(name, f"{reason}, got a JSON {json_type(value)}"))
+
+    envelope: Dict[str, Optional[str]] = {}
+    for name in ("tag", "resource"):
+        value = raw.get(name)
+        envelope[name] = value if value is None or isinstance(value, str) else None
+        if envelope[name] is None and value is not None:
+            misfit(name, value, "expected a string")
+    tag, resource = envelope["tag"], envelope["resource"]
+    status: Optional[Union[m.Status, str]] = None
+    if raw.get("status") is not None:
+        try:
+            status = _structure_status(raw["status"], _STATUS_TYPE)
+        except _DECODE_ERRORS:
+            misfit("status", raw["status"], "expected a string")
+    error = None
+    error_object = raw.get("error")
+    if error_object is not None:
+        if _is_empty_error(error_object, status):
+            extras["error"] = error_object
+        elif not isinstance(error_object, dict):
+            misfit("error", error_object, "expected an object")
+        else:
+            error = _tolerant_object(error_object, m.ErrorDetails, "error", misfits)
+    version = raw.get("version")
+    if version is not None and not isinstance(version, str):
+        extras["version"] = version
+        version = None
+    data_object = raw.get(key)
+    if data_object is None and key in raw:
+        extras[key] = None
+    if model is None:
+        message: m.Message = m.RawMessage(
+            message_type, tag, resource, data_object, status, error, version, extra_fields=extras
+        )
+        return message, misfits
+    if data_object is None:
+        data = model()
+    elif not isinstance(data_object, dict):
+        misfit(key, data_object, "expected an object")
+        data = model()
+    else:
+        data = _tolerant_object(data_object, model, key, misfits)
+    if model in _CONTEXT_MODELS:
+        data = attrs.evolve(data, tag=tag, resource=resource)
+    message = m.Message(
+        message_type, tag, resource, data, status, error, version, extra_fields=extras
+    )
+    return message, misfits
+
+
+def _tolerant_object(value: Dict[str, Any], model: Type[_T], path: str, out: List[Misfit]) -> _T:
+    """``value`` as a ``model``: strictly if it fits, else field by field. Every
+    model a server message holds at its top can be built from any object."""
+    try:
+        return converter.structure(value, model)
+    except _DECODE_ERRORS:
+        instance, misfits = structure_tolerant(value, model, path)
+        out.extend(misfits)
+        return instance  # type: ignore[no-any-return]
 
 
 def raw_message(raw: Dict[str, Any]) -> m.RawMessage:
@@ -338,9 +472,6 @@ def to_wire(obj: Any) -> Any:
     """The wire form of a model (its JSON-ready dict, lowerCamelCase keys, unknown
     fields kept, ``None`` left off); other values come back as their wire value."""
     return converter.unstructure(obj)
-
-
-_T = TypeVar("_T")
 
 
 def from_wire(data: Any, cls: Type[_T]) -> _T:

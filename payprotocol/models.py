@@ -127,6 +127,13 @@ def _extra() -> Any:
     return attrs.field(factory=dict, kw_only=True, repr=lambda v: _redacted_repr(v) if v else "{}")
 
 
+def _wire_required() -> Any:
+    """A field the wire requires but a tolerant reader may find missing (6.2):
+    strictly decoded it must be present; the tolerant fallback leaves it ``None``
+    and reports the misfit."""
+    return attrs.field(default=None, metadata={"wire_required": True})
+
+
 def _context() -> Any:
     """Filled by the codec from the envelope; never written into the data object."""
     return attrs.field(default=None, kw_only=True, metadata={"envelope": True})
@@ -238,6 +245,10 @@ class Transaction:
     payment_details: Optional[PaymentDetails] = None
     merchant_receipt: Optional[Receipt] = None
     customer_receipt: Optional[Receipt] = None
+    #: Print tip and total lines, a signature line (section 4: documented on the
+    #: transaction; ``None`` when absent, then each receipt's own flag applies).
+    tip_line_required: Optional[bool] = None
+    signature_line_required: Optional[bool] = None
     extra_fields: Dict[str, Any] = _extra()
 
 
@@ -246,12 +257,16 @@ class Transaction:
 
 @attrs.frozen
 class TransactionParameters:
-    """``transactionParameters`` of ``EXECUTE_TRANSACTION_REQUEST``."""
+    """``transactionParameters`` of ``EXECUTE_TRANSACTION_REQUEST``.
+
+    ``auto_capture`` ``None`` means absent on the wire, which reads as ``true``
+    (3.2: the vendor's own examples leave it out); :class:`~payprotocol.PayClient`
+    always writes it."""
 
     type: Union[TransactionType, str]
     amount: Decimal
     currency: str
-    auto_capture: bool
+    auto_capture: Optional[bool] = None
     subject: Optional[str] = None
     custom_identifier: Optional[str] = None
     statement_descriptor: Optional[str] = None
@@ -294,7 +309,9 @@ class ProcessParameters:
 
 @attrs.frozen
 class ExecuteTransactionRequest:
-    """Data of ``EXECUTE_TRANSACTION_REQUEST``."""
+    """Data of ``EXECUTE_TRANSACTION_REQUEST``. ``mode`` ``None`` means absent,
+    which reads as ``ONLINE`` (3.2); :class:`~payprotocol.PayClient` always
+    writes it."""
 
     transaction_parameters: TransactionParameters
     mode: Optional[Union[Mode, str]] = None
@@ -345,9 +362,11 @@ class DccSelection:
 @attrs.frozen
 class ExecuteTransactionAction:
     """Data of ``EXECUTE_TRANSACTION_ACTION``: the transaction stops until the
-    matching ``SUBMIT_*_REQUEST`` answers it (or it is aborted)."""
+    matching ``SUBMIT_*_REQUEST`` answers it (or it is aborted). ``action`` is
+    ``None`` when the server left it out or sent something unreadable (6.2): the
+    action still reaches ``on_action``, or the automatic abort."""
 
-    action: Union[ActionType, str]
+    action: Optional[Union[ActionType, str]] = _wire_required()
     application_selection: Optional[ApplicationSelection] = None
     dcc_selection: Optional[DccSelection] = None
     extra_fields: Dict[str, Any] = _extra()
@@ -507,9 +526,10 @@ class GetTransactionResponse:
 
 @attrs.frozen
 class ErrorDetails:
-    """The error object of a response with ``status: "ERROR"``."""
+    """The error object of a response with ``status: "ERROR"``. ``type`` is
+    ``None`` when the server left it out (6.2: still an error, of unknown type)."""
 
-    type: Union[ErrorType, str]
+    type: Optional[Union[ErrorType, str]] = _wire_required()
     message: Optional[str] = None
     developer_message: Optional[str] = None
     extra_fields: Dict[str, Any] = _extra()

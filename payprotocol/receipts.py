@@ -16,6 +16,10 @@ lays them out in the documented printing order:
 9. a signature line, when ``signatureLineRequired``
 10. the subject
 
+The two flags are documented on the transaction (section 4): given the
+``transaction`` the receipt belongs to, its flags decide, and the receipt's own
+flags apply where the transaction has none.
+
 Each line prints its label on the left and its value on the right. A pair that
 does not fit on one line gets the label on a line of its own and the value
 wrapped below it, right-aligned, so no output line is ever wider than the
@@ -27,7 +31,7 @@ from __future__ import annotations
 import textwrap
 from typing import Iterable, List, Optional
 
-from .models import Receipt, ReceiptLine
+from .models import Receipt, ReceiptLine, Transaction
 
 __all__ = ["MIN_WIDTH", "format_receipt"]
 
@@ -45,8 +49,13 @@ _TOTAL_LABEL = "Total"
 _SIGNATURE_CAPTION = "Cardholder signature"
 
 
-def format_receipt(receipt: Receipt, width: int = 40) -> str:
+def format_receipt(
+    receipt: Receipt, width: int = 40, *, transaction: Optional[Transaction] = None
+) -> str:
     """Render ``receipt`` as text for a printer ``width`` characters wide.
+
+    ``transaction`` (the one holding the receipt) supplies ``tipLineRequired``
+    and ``signatureLineRequired`` where it has them; otherwise the receipt's.
 
     Blocks are separated by a blank line; the result has no trailing newline.
     Every line is at most ``width`` characters (``len``; full-width East Asian
@@ -64,9 +73,15 @@ def format_receipt(receipt: Receipt, width: int = 40) -> str:
         _rows(_pick(data, _STATUS_KEYS), width),
         _rows([*receipt.clearing_details, *leftovers], width),
     ]
-    if receipt.tip_line_required:
+    tip_line, signature_line = receipt.tip_line_required, receipt.signature_line_required
+    if transaction is not None:
+        if transaction.tip_line_required is not None:
+            tip_line = transaction.tip_line_required
+        if transaction.signature_line_required is not None:
+            signature_line = transaction.signature_line_required
+    if tip_line:
         blocks.append(_fill_in_lines((_TIP_LABEL, _TOTAL_LABEL), width))
-    if receipt.signature_line_required:
+    if signature_line:
         blocks.append(_signature_lines(width))
     blocks.append(_rows(_pick(data, (_SUBJECT_KEY,)), width))
     return "\n\n".join("\n".join(block) for block in blocks if block)

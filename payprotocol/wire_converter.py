@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 import sys
 import types
 from decimal import Decimal
@@ -64,12 +65,35 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
     raise TypeError(f"expected a JSON number for an amount, got {type(value).__name__}")
 
 
+# ISO 8601 as PayServers write it (6.2): ``T`` (or a space), seconds, 0 to 9
+# fraction digits, then ``Z``, an offset (``+01:00``, ``+0100``, ``+01``) or
+# nothing (naive means UTC). One pattern on every Python: ``fromisoformat``
+# accepts different sets of variants on 3.9, 3.10 and 3.11+.
+_ISO_8601 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?",
+    re.ASCII,
+)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
 def _structure_datetime(value: Any, _: Any) -> datetime.datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"expected an ISO 8601 timestamp string, got {type(value).__name__}")
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    parsed = datetime.datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    if isinstance(value, str):
+        found = _ISO_8601.fullmatch(value)
+        if found is None:
+            raise ValueError("not an ISO 8601 timestamp")
+        year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = found.groups()
+        zone = datetime.timezone.utc
+        if sign is not None:
+            offset = datetime.timedelta(hours=int(off_h), minutes=int(off_m or 0))
+            zone = datetime.timezone(-offset if sign == "-" else offset)
+        micros = int((fraction or "0")[:6].ljust(6, "0"))  # beyond microseconds: cut
+        return datetime.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, zone
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _EPOCH + datetime.timedelta(milliseconds=value)  # epoch milliseconds, exact
+    raise TypeError(f"expected an ISO 8601 timestamp string, got {type(value).__name__}")
 
 
 def _unstructure_datetime(value: datetime.datetime) -> str:
@@ -85,17 +109,29 @@ def _structure_str(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
+_BOOLEAN_TEXT = {"true": True, "false": False}
+
+
 def _structure_bool(value: Any, _: Any) -> bool:
-    # Strict: cattrs' default is bool(value), which makes "false" true.
+    # Not cattrs' bool(value), which makes "false" true: true, false, or their
+    # JSON spelling as a string (6.2).
     if isinstance(value, bool):
         return value
+    if isinstance(value, str) and value in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[value]
     raise TypeError(f"expected true or false, got {value!r}")
 
 
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
 def _structure_int(value: Any, _: Any) -> int:
-    # Strict: cattrs' default is int(value), which truncates 12.5 and accepts true.
+    # Not cattrs' int(value), which truncates 12.5 and accepts true: a JSON
+    # integer, or a string of digits (6.2).
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
     raise TypeError(f"expected a JSON integer, got {value!r}")
 
 
@@ -152,9 +188,10 @@ def _make_list_hook(type_: Any) -> Callable[[Any, Any], Any]:
     hook = converter.get_structure_hook(item_type)
 
     def structure(value: Any, _: Any) -> Any:
-        # Strict: cattrs would iterate a string into a list of characters.
+        # cattrs would iterate a string into a list of characters; a lone value
+        # where a list is expected is a one-item list (6.2).
         if not isinstance(value, list):
-            raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+            return [hook(value, item_type)]
         return [hook(item, item_type) for item in value]
 
     return structure
@@ -209,6 +246,7 @@ def _make_tolerant_enum_hook(type_: Any) -> Callable[[Any, Any], Any]:
     enum_class = _tolerant_enum(type_)
     assert enum_class is not None
     members: Dict[Any, Any] = {member.value: member for member in enum_class}
+    folded: Dict[str, Any] = {str(member.value).upper(): member for member in enum_class}
     optional = type(None) in get_args(type_)
 
     def structure(value: Any, _: Any) -> Any:
@@ -216,7 +254,10 @@ def _make_tolerant_enum_hook(type_: Any) -> Callable[[Any, Any], Any]:
             return None
         if not isinstance(value, str):
             raise TypeError(f"expected a string for {enum_class.__name__}, got {value!r}")
-        return members.get(value, value)
+        found = members.get(value)
+        if found is None:  # "approved" is APPROVED (6.2); an unknown value stays a str
+            found = folded.get(value.upper(), value) if value.isascii() else value
+        return found
 
     return structure
 
@@ -270,7 +311,8 @@ def _field_source(field: attrs.Attribute[Any], i: int, namespace: Dict[str, Any]
     namespace[f"t{i}"], namespace[f"h{i}"] = target, converter.get_structure_hook(target)
     convert = f"v{i} = h{i}(v{i}, t{i})"
     exact = target in _EXACT_TYPES
-    if field.default is attrs.NOTHING:  # required: KeyError names the missing wire key
+    if field.default is attrs.NOTHING or field.metadata.get("wire_required"):
+        # Required (on the wire, at least): KeyError names the missing wire key.
         test = f"type(v{i}) is not t{i}" if exact else "True"
         return f"    v{i} = data[{key!r}]\n    if {test}:\n        {convert}\n"
     if field.default is None:  # absent is None (explicit nulls went to extra_fields)
@@ -381,8 +423,11 @@ def _make_unstructure(cls: type) -> Callable[[Any], Any]:
             return wire
         merged = {**extras, **wire}
         for key in defaults.keys() & extras.keys():
-            if extras[key] is None and merged[key] == defaults[key]:
-                merged[key] = None
+            # A known key in extra_fields arrived as null or did not fit (kept as
+            # received by the tolerant reader): while its attribute holds the
+            # default, the value as received is what goes back.
+            if merged[key] == defaults[key]:
+                merged[key] = extras[key]
         return merged
 
     return unstructure

@@ -125,7 +125,7 @@ class ExecuteRun(TransactionRun):
         self.resource: str = device.resource
         self.device = device
         self.request = request
-        self.pre_auth = not parameters.auto_capture
+        self.pre_auth = parameters.auto_capture is False  # absent reads as true (3.2)
         self.offline = request.mode == Mode.OFFLINE
         self.script = card_script(parameters.amount)
         self._cond = threading.Condition()

@@ -146,7 +146,9 @@ def with_receipts(
     """``transaction`` with merchant and customer receipts added.
 
     The merchant copy gets a signature line when the shopper signs on paper;
-    the tip line appears on both when the charge is tip adjustable.
+    the tip line appears on both when the charge is tip adjustable. The
+    transaction carries both flags as well (``tipLineRequired``,
+    ``signatureLineRequired``: section 4).
     """
     details = transaction.card_details or card_details()
     payment: PaymentDetails = transaction.payment_details or PaymentDetails()
@@ -177,4 +179,12 @@ def with_receipts(
         signature_line=False,
         tip_line=tip_line,
     )
-    return _evolve(transaction, merchant_receipt=merchant, customer_receipt=customer)
+    # Section 4: the vendor documents the two flags on the transaction; they stay
+    # inside each receipt too (the merchant copy's signature line is the one).
+    return _evolve(
+        transaction,
+        merchant_receipt=merchant,
+        customer_receipt=customer,
+        tip_line_required=tip_line,
+        signature_line_required=signature_on_receipt,
+    )

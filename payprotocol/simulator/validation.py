@@ -131,7 +131,7 @@ def _execute(data: _Object) -> None:
         )
     currency = parameters.currency("currency", required=True)
     amount = parameters.amount("amount", currency, required=True)
-    parameters.boolean("autoCapture", required=True)
+    parameters.boolean("autoCapture")  # absent reads as true (3.2: the vendor's examples)
     for key in ("subject", "customIdentifier", "statementDescriptor"):
         parameters.string(key)
     fee = parameters.amount("applicationFee", currency, positive=False)

@@ -97,7 +97,7 @@ def test_an_error_response_that_carries_a_transaction(
         assert len(client.pending_outcomes()) == (0 if status == "DECLINED" else 1)
 
 
-def test_an_update_that_does_not_fit_reaches_on_update_raw(serve: Serve) -> None:
+def test_an_update_that_does_not_fit_reaches_on_update_typed(serve: Serve) -> None:
     def handler(peer: Peer) -> None:
         request = peer.recv()
         data = {"information": ["a", "b"], "abortable": "yes"}
@@ -111,8 +111,10 @@ def test_an_update_that_does_not_fit_reaches_on_update_raw(serve: Serve) -> None
         tx = client.charge("devices/r1", Decimal("10.00"), "EUR", on_update=seen.append)
         assert client.connected  # a field of the wrong type is no reason to hang up
     assert tx.status == "APPROVED"
-    assert isinstance(seen[0], m.RawMessage)
-    assert seen[0].data == {"information": ["a", "b"], "abortable": "yes"}
+    # 6.2: typed, with what could be read; the misfit kept as received.
+    assert isinstance(seen[0], m.ExecuteTransactionUpdate)
+    assert (seen[0].information, seen[0].abortable) == (["a", "b"], None)
+    assert seen[0].extra_fields == {"abortable": "yes"}
 
 
 def test_a_float_never_reaches_the_wire(serve: Serve) -> None:

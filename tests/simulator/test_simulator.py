@@ -183,7 +183,7 @@ def test_unknown_message_type(peer: Peer) -> None:
         ({"amount": Decimal("-1.00")}, "executeTransactionRequest.transactionParameters.amount"),
         ({"amount": Decimal("1.001")}, "executeTransactionRequest.transactionParameters.amount"),
         ({"currency": "euro"}, "executeTransactionRequest.transactionParameters.currency"),
-        ({"autoCapture": None}, "executeTransactionRequest.transactionParameters.autoCapture"),
+        ({"autoCapture": "yes"}, "executeTransactionRequest.transactionParameters.autoCapture"),
         ({"type": "REFUND"}, "executeTransactionRequest.transactionParameters.type"),
     ],
 )

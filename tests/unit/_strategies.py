@@ -50,6 +50,14 @@ def for_type(type_: Any) -> st.SearchStrategy[Any]:
     """A strategy of wire-representable values of a model field's type."""
     origin, args = get_origin(type_), get_args(type_)
     if origin is Union:
+        enums = [arg for arg in args if isinstance(arg, type) and issubclass(arg, enum.Enum)]
+        if enums and str in args:
+            # An enum's value in another letter case reads as the member (6.2),
+            # so a plain-string value is one no member matches case-insensitively.
+            names = {str(member.value).upper() for member in enums[0]}
+            others = st.text(max_size=20).filter(lambda text: text.upper() not in names)
+            rest = [for_type(arg) for arg in args if arg is not str and arg is not enums[0]]
+            return st.one_of(st.sampled_from(list(enums[0])), others, *rest)
         return st.one_of(*(for_type(arg) for arg in args))
     if type_ is _NONE:
         return st.none()
@@ -85,6 +93,8 @@ def model(cls: type, **fixed: Any) -> st.SearchStrategy[Any]:
             kwargs[field.name] = st.just(fixed[field.name])
         elif field.name == "extra_fields":
             kwargs[field.name] = extra_fields
+        elif field.metadata.get("wire_required"):  # never None on a valid wire
+            kwargs[field.name] = for_type(field.type).filter(lambda value: value is not None)
         elif not field.metadata.get("envelope"):
             kwargs[field.name] = for_type(field.type)
     strategy = st.builds(cls, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from decimal import Decimal
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import attrs
 import pytest
@@ -174,10 +174,11 @@ def test_non_finite_decimal_is_not_written() -> None:
         )
 
 
-# --- strict scalars (a wrong type never turns silently into another value) -------
+# --- strict scalars (a wrong type never turns silently into another value; only
+# the unambiguous coercions of p3-protocol.md 6.2 apply) ---------------------------
 
 
-@pytest.mark.parametrize("bad", ["false", "true", 0, 1, None, "yes"])
+@pytest.mark.parametrize("bad", [0, 1, "yes", "True", "FALSE", " true", [], {}])
 def test_booleans_are_strict(bad: Any) -> None:
     with pytest.raises(TypeError):
         converter.structure(
@@ -186,18 +187,43 @@ def test_booleans_are_strict(bad: Any) -> None:
         )
 
 
-@pytest.mark.parametrize("bad", ["12", Decimal("12.5"), Decimal("12.0"), True])
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("false", False)])
+def test_booleans_read_their_json_spelling_as_a_string(text: str, value: bool) -> None:
+    parameters = converter.structure(
+        {"type": "CHARGE", "amount": 1, "currency": "EUR", "autoCapture": text},
+        TransactionParameters,
+    )
+    assert parameters.auto_capture is value
+
+
+@pytest.mark.parametrize(
+    "bad", [Decimal("12.5"), Decimal("12.0"), True, "-1", "1.5", " 12", "\u0661\u0662", ""]
+)
 def test_integers_are_strict(bad: Any) -> None:
     with pytest.raises(TypeError):
         converter.structure({"expiryMonth": bad}, CardDetails)
 
 
-@pytest.mark.parametrize("bad", ["two lines", {"a": "b"}, 2])
+def test_a_digit_string_reads_as_an_integer() -> None:
+    assert converter.structure({"expiryMonth": "07"}, CardDetails).expiry_month == 7
+
+
+@pytest.mark.parametrize("bad", [{"a": "b"}, [["a"]], [True]])
 def test_lists_are_strict(bad: Any) -> None:
     from payprotocol import ExecuteTransactionUpdate
 
     with pytest.raises(TypeError):
         converter.structure({"information": bad}, ExecuteTransactionUpdate)
+
+
+@pytest.mark.parametrize(("lone", "items"), [("two lines", ["two lines"]), (2, ["2"])])
+def test_a_lone_value_where_a_list_is_expected_is_a_one_item_list(
+    lone: Any, items: List[str]
+) -> None:
+    from payprotocol import ExecuteTransactionUpdate
+
+    update = converter.structure({"information": lone}, ExecuteTransactionUpdate)
+    assert update.information == items
 
 
 @pytest.mark.parametrize("bad", ["x", [["a", 1]], 3])
