@@ -133,6 +133,8 @@ def _session(args: argparse.Namespace) -> Iterator[Tuple[PayClient, m.LoginMerch
             timeout=args.timeout,
             ssl_context=ssl_context,
             journal=getattr(args, "journal", None),  # --journal FILE, or recover's Journal
+            record=args.record,
+            record_cardholder_name=args.record_cardholder_name,
         )
     except ValueError as exc:  # an unsupported URL, or --cafile with tcp:// or ws://
         raise UsageError(str(exc)) from None

@@ -10,6 +10,7 @@ codes are documented in :mod:`payprotocol.cli` and re-exported from there.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Optional
 
@@ -25,6 +26,8 @@ __all__ = [
     "SECRET_ENV",
     "URL_ENV",
     "UsageError",
+    "add_record_options",
+    "add_replay_options",
     "err",
     "missing_simulator_extra",
     "out",
@@ -65,3 +68,48 @@ def err(text: str) -> None:
 def out(text: str = "") -> None:
     """One line on standard output, flushed (results)."""
     print(text, flush=True)
+
+
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    """``--record FILE`` for every command that talks to a PayServer."""
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write every message of the session to a cassette (JSON Lines, secrets and the "
+        "cardholder name masked) to replay with 'payprotocol simulate --replay FILE'",
+    )
+    parser.add_argument(
+        "--record-cardholder-name",
+        action="store_true",
+        help="keep the cardholder name in the cassette (masked by default)",
+    )
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"speed must be above 0, got {text!r}")
+    return value
+
+
+def add_replay_options(parser: argparse.ArgumentParser) -> None:
+    """``simulate --replay CASSETTE [--speed X] [--strict]``."""
+    parser.add_argument(
+        "--replay",
+        metavar="CASSETTE",
+        help="play a recorded session's server side instead of the test-card rules",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        help="with --replay: the recorded pace times X (default: as fast as the order allows)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --replay: exit 1 at the end when recorded requests never came or a "
+        "request matched nothing",
+    )

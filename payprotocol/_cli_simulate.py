@@ -22,6 +22,7 @@ from typing import Any
 
 from ._cli_common import (
     EXIT_CONNECTION,
+    EXIT_DECLINED,
     EXIT_OK,
     UsageError,
     err,
@@ -51,6 +52,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run the simulator the arguments describe until Ctrl-C or SIGTERM."""
     from .simulator import FaultPlan, Simulator, SimulatorConfig
 
+    if args.replay is not None:
+        return _replay(args)
+    if args.speed is not None or args.strict:
+        raise UsageError("--speed and --strict go with --replay CASSETTE")
     try:
         faults = FaultPlan.parse(args.faults)
     except ValueError as exc:
@@ -112,6 +117,51 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         simulator.stop()
     return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``simulate --replay CASSETTE``: a recorded session's server side, until Ctrl-C."""
+    from .simulator import Replay
+
+    if args.faults or args.merchants:
+        raise UsageError("--replay plays the cassette as recorded: no --fault or --merchant")
+    if args.tcp_port is None and args.ws_port is None:
+        raise UsageError("nothing to listen on")
+    try:
+        replay = Replay(
+            args.replay,
+            speed=args.speed,
+            strict=args.strict,
+            host=args.host,
+            tcp_port=args.tcp_port,
+            ws_port=args.ws_port,
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot replay {args.replay}: {exc}") from None
+    _configure_simulator_logging(args.verbose)
+    _stop_on_signals()
+    try:
+        replay.start()
+    except OSError as exc:
+        err(f"payprotocol simulate: cannot listen: {exc}")
+        return EXIT_CONNECTION
+    try:
+        out("PayProtocol replay server ready")
+        out(f"  TCP:       {replay.tcp_url}")
+        out(f"  WebSocket: {replay.ws_url}")
+        out(f"  cassette:  {args.replay}: {len(replay.requests)} recorded request(s)")
+        out("Press Ctrl-C to stop.")
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        out("Stopping the replay server.")
+    finally:
+        replay.stop()
+    problems = replay.problems()
+    for problem in problems:
+        err(f"payprotocol simulate: replay: {problem}")
+    out(f"Replayed {replay.played} of {len(replay.requests)} recorded request(s).")
+    return EXIT_DECLINED if args.strict and problems else EXIT_OK
 
 
 def _configure_simulator_logging(verbosity: int) -> None:

@@ -22,6 +22,7 @@ from typing import Callable
 
 from . import codec
 from ._inbound import Inbound
+from ._recording import NULL_CONNECTION_TAP, ConnectionTap
 from .errors import ConnectionLostError, ProtocolViolationError
 from .transport import Transport
 
@@ -41,8 +42,11 @@ class Connection:
         on_end: Callable[[Connection, BaseException], None],
         *,
         wire_trace: bool = False,
+        tap: ConnectionTap = NULL_CONNECTION_TAP,
     ) -> None:
         self.transport = transport
+        self._tap = tap  # the cassette's hooks (PayClient(record=...)), beside the trace
+        self._closing = False  # set when this side closes: the cassette says who ended it
         self._inbound = inbound
         self._on_end = on_end
         self._end_reported = False
@@ -66,6 +70,7 @@ class Connection:
         it: the stream may be half-written, and the caller must read the link
         as down when it catches the error."""
         self._trace("->", payload)
+        self._tap.sent(payload)
         try:
             self.transport.send(payload)
         except ConnectionLostError as exc:
@@ -83,6 +88,7 @@ class Connection:
 
     def close(self) -> None:
         """Close the transport, which wakes the reader's blocked receive. Idempotent."""
+        self._closing = True
         self.transport.close()
 
     def request_timed_out(self) -> None:
@@ -96,6 +102,7 @@ class Connection:
                 "stuck in the middle of a message",
                 self.description,
             )
+            self._closing = True
             self.transport.close()
 
     def join(self, timeout: float) -> None:
@@ -114,6 +121,7 @@ class Connection:
             while True:
                 payload = transport.receive()  # raises for a broken stream
                 self._trace("<-", payload)
+                self._tap.received(payload)
                 try:
                     raw = codec.parse_message(payload)
                 except ProtocolViolationError as exc:  # not UTF-8, JSON, or an object
@@ -134,4 +142,5 @@ class Connection:
             logger.exception("reader thread failed")
             failure = ConnectionLostError(f"reader failed: {exc!r}")
         transport.close()  # idempotent; releases the socket of a dead connection now
+        self._tap.ended("client" if self._closing else "server", str(failure))
         self._report_end(failure)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ._connection import Connection
 from ._dispatch import Dispatcher, Subscribers
 from ._inbound import Inbound
 from ._reconnect import ClientClosed, ReconnectPolicy, run_reconnect
+from ._recording import NULL_TAP, CassetteRecorder, NullTap
 from ._requests import PendingRequest, RequestTable
 from .errors import ConnectionLostError
 from .transport import Transport
@@ -58,8 +59,10 @@ class Link:
         state_callbacks: Subscribers[StateCallback],
         policy: Optional[ReconnectPolicy],
         wire_trace: bool,
+        tap: Union[CassetteRecorder, NullTap] = NULL_TAP,
     ) -> None:
         self._open_transport = open_transport
+        self._tap = tap
         self._table = table
         self._inbound = inbound
         self._dispatcher = dispatcher
@@ -147,7 +150,13 @@ class Link:
 
     def _install(self, transport: Transport) -> Connection:
         """Make ``transport`` the connection and start its reader."""
-        connection = Connection(transport, self._inbound, self._ended, wire_trace=self._wire_trace)
+        connection = Connection(
+            transport,
+            self._inbound,
+            self._ended,
+            wire_trace=self._wire_trace,
+            tap=self._tap.open_connection(transport.description),
+        )
         with self._lock:
             if self._closed:  # a reconnect that finished connecting after close()
                 transport.close()
@@ -240,3 +249,7 @@ class Link:
         self._table.fail_all(ConnectionLostError("the client was closed"))
         self.set_state(ConnectionState.CLOSED)
         return True
+
+    def close_tap(self) -> None:
+        """Finish the cassette (after :meth:`close`: every reader has ended)."""
+        self._tap.close()

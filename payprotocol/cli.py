@@ -67,6 +67,8 @@ from ._cli_common import (
     SECRET_ENV,
     URL_ENV,
     UsageError,
+    add_record_options,
+    add_replay_options,
     err,
     missing_simulator_extra,
 )
@@ -305,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --tls: write the CA certificate here (default: a temporary file, "
         "removed at exit)",
     )
+    add_replay_options(simulate)
     simulate.set_defaults(handler=cmd_simulate)
 
     remote = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -341,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cafile", metavar="PEM", help="CA certificates to trust for tls:// and wss:// URLs"
     )
     remote.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_record_options(remote)
 
     devices = _command(
         commands, "devices", parents=[remote], help="log in and list the card readers"

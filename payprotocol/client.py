@@ -36,6 +36,7 @@ from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
 from ._money import Amount, exact, normalised, optional_exact
 from ._reconnect import ReconnectPolicy
 from ._recorder import RecoveredOutcome, open_recorder, recover
+from ._recording import RecordTarget, open_cassette
 from ._requests import (
     RequestTable,
     TagSource,
@@ -81,7 +82,9 @@ class PayClient(ReaderAnswers):
     ``wss://host:port/path``. ``timeout`` bounds plain requests (and connecting);
     transactions use a sliding ``transaction_timeout`` re-armed by every update
     or action, under ``transaction_max_duration``. Use it as a context manager,
-    or call :meth:`connect` and :meth:`close`.
+    or call :meth:`connect` and :meth:`close`. ``record`` (a path or an open
+    file) writes every message to a cassette (``docs/guides/replay.rst``), the
+    cardholder name masked unless ``record_cardholder_name``.
     """
 
     def __init__(
@@ -99,6 +102,8 @@ class PayClient(ReaderAnswers):
         journal: Union[Journal, str, os.PathLike[str], None] = None,
         on_callback_error: Optional[ErrorHook] = None,
         wire_trace: bool = False,
+        record: Optional[RecordTarget] = None,
+        record_cardholder_name: bool = False,
     ) -> None:
         check_url(url, ssl_context)  # a wrong URL or a plain-text ssl_context fails here
         self.url = safe_url(url)  # public: the password masked
@@ -140,6 +145,7 @@ class PayClient(ReaderAnswers):
             state_callbacks=self._state_callbacks,
             policy=reconnect,
             wire_trace=wire_trace,
+            tap=open_cassette(record, url=url, keep_cardholder_name=record_cardholder_name),
         )
         # Kept in memory only, to log in again after a reconnect.
         self._credentials: Optional[Tuple[str, str, Union[m.ProviderMode, str]]] = None
@@ -189,6 +195,7 @@ class PayClient(ReaderAnswers):
         # writes still run), joins bounded; no callback starts after this.
         self._dispatcher.stop(JOIN_TIMEOUT)
         self._recorder.close()
+        self._link.close_tap()
         logger.info("closed the connection to %s", safe_url(self.url))
 
     # --- callbacks ---------------------------------------------------------

@@ -12,7 +12,8 @@ The amount decides the outcome, like the payworks test card (see
 :mod:`payprotocol.simulator.cards`): 10.00 asks for a signature and is approved,
 40.00 asks for a PIN and is approved, 100.00 is declined. The WebSocket side
 needs the ``websockets`` package, TLS (``Simulator(tls=True)``) the ``trustme``
-package: both come with the ``simulator`` extra.
+package: both come with the ``simulator`` extra. :class:`Replay` plays a
+cassette recorded with ``PayClient(record=...)`` instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from .cards import CardScript, card_script
 from .config import SimulatedDevice, SimulatorConfig
 from .faults import MALFORMED_KINDS, FaultPlan
+from .replay import Replay, ReplayError
 from .server import Simulator
 from .store import TransactionStore
 from .tls import SimulatorTls
@@ -28,6 +30,8 @@ __all__ = [
     "MALFORMED_KINDS",
     "CardScript",
     "FaultPlan",
+    "Replay",
+    "ReplayError",
     "SimulatedDevice",
     "Simulator",
     "SimulatorConfig",

@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import attrs
 
@@ -56,11 +56,12 @@ _HANDSHAKE_TIMEOUT = 10.0
 class _Item:
     """One thing for the writer: a message, a malformed payload, or the close."""
 
-    kind: str  # "message", "malformed" or "close"
+    kind: str  # "message", "malformed", "bytes" (a replayed payload that is not UTF-8) or "close"
     text: str = ""
     byte_by_byte: bool = False
     coalesce: bool = False
     window: float = 0.0
+    data: bytes = b""
 
 
 _CLOSE = _Item("close")
@@ -112,6 +113,23 @@ class Connection(Outbox):
                 self._put(_CLOSE, out.delay)
                 self.closed = True  # nothing after the K-th message
 
+    def send_raw(self, payload: Union[str, bytes], *, delay: float = 0.0) -> None:
+        """Queue a payload exactly as given (a replay), after ``delay`` seconds."""
+        with self._cond:
+            if self.closed:
+                return
+            if isinstance(payload, str):
+                self._put(_Item("message", payload), delay)
+            else:
+                self._put(_Item("bytes", data=payload), delay)
+
+    def drop_after_queued(self, *, delay: float = 0.0) -> None:
+        """Hang up after what is queued (a replayed server-side close)."""
+        with self._cond:
+            if not self.closed:
+                self._put(_CLOSE, delay)
+                self.closed = True
+
     def close(self) -> None:
         """Close now, discarding whatever is still queued."""
         with self._cond:
@@ -133,7 +151,8 @@ class Connection(Outbox):
             log.info("%s: fault malformed=%s", self.peer, payload.kind)
             return _Item("malformed", payload.kind)
         # The mutate fault's byte-order mark goes in front of the JSON text.
-        text = "\ufeff" + dumps(payload.wire) if isinstance(payload, faults.Bom) else dumps(payload)
+        bom = "\ufeff" if isinstance(payload, faults.Bom) else ""
+        text = bom + dumps(payload.wire if isinstance(payload, faults.Bom) else payload)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.peer, redacted_text(text))
         return _Item("message", text, plan.byte_by_byte, plan.coalesce, plan.coalesce_window)
@@ -249,7 +268,7 @@ class TcpConnection(Connection):
         chunks = [
             faults.malformed_frame(item.text)
             if item.kind == "malformed"
-            else encode_frame(item.text.encode("utf-8"))
+            else encode_frame(item.data if item.kind == "bytes" else item.text.encode("utf-8"))
             for item in items
         ]
         if items[0].byte_by_byte:
@@ -317,6 +336,8 @@ class WsConnection(Connection):
                             item.text, self._simulator.config.max_frame_size
                         )
                     )
+                elif item.kind == "bytes":
+                    self.ws.send(item.data)  # not UTF-8: a text frame cannot carry it
                 elif item.byte_by_byte:
                     self.ws.send(iter(item.text))  # a fragmented message, one char per frame
                 else:

@@ -11,7 +11,7 @@ per-transaction faults. A request that must be refused raises
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import attrs
 
@@ -50,6 +50,14 @@ class Outbox:
 
     def close(self) -> None:
         """End the connection."""
+        raise NotImplementedError
+
+    def send_raw(self, payload: Union[str, bytes], *, delay: float = 0.0) -> None:
+        """Queue one payload exactly as given, after ``delay`` seconds (a replay)."""
+        raise NotImplementedError
+
+    def drop_after_queued(self, *, delay: float = 0.0) -> None:
+        """Hang up once what is queued is written (a replayed server-side close)."""
         raise NotImplementedError
 
 

@@ -80,7 +80,7 @@ class Simulator:
         self.tls: Optional[SimulatorTls] = SimulatorTls(ca_path) if tls else None
         self.store = store if store is not None else TransactionStore()
         self._faults = self.config.faults
-        self._engine = PayServerEngine(self.config, self.store)
+        self._engine = self._create_engine()
         self._lifecycle = threading.Lock()
         self._running = False
         self._stop_event = threading.Event()
@@ -94,6 +94,10 @@ class Simulator:
         self._ws_thread: Optional[threading.Thread] = None
         self._tcp_port: Optional[int] = self.config.tcp_port
         self._ws_port: Optional[int] = self.config.ws_port
+
+    def _create_engine(self) -> PayServerEngine:
+        """The logic behind the sockets (:class:`~.replay.Replay` plays a cassette)."""
+        return PayServerEngine(self.config, self.store)
 
     # --- faults -------------------------------------------------------------------
 
