@@ -520,7 +520,9 @@ class Journal:
         transaction: Optional[m.Transaction] = None
         if transaction_json is not None:
             try:
-                transaction = from_wire(self._decode(transaction_json, tag), m.Transaction)
+                # Tolerant: a transaction read with misfits kept (6.2) reads back as such.
+                wire = self._decode(transaction_json, tag)
+                transaction = from_wire(wire, m.Transaction, tolerant=True)
             except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
                 raise JournalError(f"journal row {tag!r} holds a bad transaction: {exc}") from exc
         return JournalEntry(
