@@ -480,12 +480,23 @@ def to_wire(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
-def from_wire(data: Any, cls: Type[_T]) -> _T:
+def from_wire(data: Any, cls: Type[_T], *, tolerant: bool = False) -> _T:
     """A wire dict as an instance of the model ``cls``: :func:`to_wire` inverted.
 
     Raises ``TypeError``, ``ValueError`` or ``KeyError`` (a missing required
-    wire key) when ``data`` does not fit ``cls``."""
-    return converter.structure(data, cls)
+    wire key) when ``data`` does not fit ``cls``. With ``tolerant=True`` a
+    field that does not fit is kept as received in ``extra_fields`` instead
+    (p3-protocol.md 6.2, as :func:`decode_message` reads server messages, and
+    without a log line); only an object ``cls`` cannot be built from at all
+    still raises ``TypeError``. That reads back what :func:`to_wire` wrote of
+    a tolerantly decoded model."""
+    if not tolerant:
+        return converter.structure(data, cls)
+    try:
+        return converter.structure(data, cls)
+    except _DECODE_ERRORS:
+        instance, _ = structure_tolerant(data, cls, "")
+        return instance  # type: ignore[no-any-return]
 
 
 def wire_json(obj: Any) -> str:

@@ -585,7 +585,8 @@ class Journal:
         if text is None:
             return None
         try:
-            return from_wire(self._decode(text, tag), m.Transaction)
+            # Tolerant: a transaction read with misfits kept (6.2) reads back as such.
+            return from_wire(self._decode(text, tag), m.Transaction, tolerant=True)
         except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
             raise JournalError(f"journal row {tag!r} holds a bad transaction: {exc}") from exc
 

@@ -507,3 +507,20 @@ def test_the_journal_syncs_fully_in_wal_mode(journal: Journal) -> None:
     with journal._guard() as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_transaction_with_a_misfit_kept_reads_back(journal: Journal) -> None:
+    # Issue 9: the tolerant reader keeps a field that did not fit as received;
+    # the journal writes it as it is and must read it back the same.
+    from payprotocol import decode_message
+    from payprotocol.codec import dumps, to_wire
+
+    misfit = {**to_wire(approved()), "captured": "yes"}
+    wire = {"type": "GET_TRANSACTION_RESPONSE", "tag": "t-9", "status": "OK"}
+    wire["getTransactionResponse"] = {"transaction": misfit}
+    transaction = decode_message(dumps(wire)).data.transaction
+    assert transaction.extra_fields["captured"] == "yes"
+    send(journal, "t-1")
+    journal.record_outcome("t-1", transaction, status=m.TransactionStatus.APPROVED)
+    entry = journal.get("t-1")
+    assert entry is not None and entry.transaction == transaction

@@ -2,9 +2,10 @@
 (or a few) per rule. Each test here failed before the tolerant reader existed
 (the whole message was a ProtocolViolationError, or the value was misread),
 except the ones marked "guard": behaviour that already held and must survive
-the change (a missing status stays None; requests stay strict). The ISO 8601
-variants beyond ``Z`` and 0/3/6 fraction digits were accepted before only on
-Python 3.11+ (``fromisoformat``), never on 3.9 and 3.10.
+the change (a missing status stays None; requests stay strict; the timestamps
+``...Z``, ``...z``, naive and ``+01:00``). The other ISO 8601 variants were
+accepted before only on Python 3.11+ (``fromisoformat``), never on 3.9 and
+3.10; epoch milliseconds never.
 The same rules over real TCP and WebSocket connections live in tests/client.
 """
 
