@@ -34,7 +34,7 @@ from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
 from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
 from ._money import Amount, exact, optional_exact
-from ._reconnect import ReconnectPolicy
+from ._reconnect import DEFAULT_RECONNECT, ReconnectPolicy
 from ._recorder import RecoveredOutcome, open_recorder, recover
 from ._requests import (
     RequestTable,
@@ -82,6 +82,9 @@ class PayClient(ReaderAnswers):
     transactions use a sliding ``transaction_timeout`` re-armed by every update
     or action, under ``transaction_max_duration``. Use it as a context manager,
     or call :meth:`connect` and :meth:`close`.
+
+    A lost connection is re-established by ``reconnect`` (a
+    :class:`ReconnectPolicy`; ``None`` turns it off) until :meth:`close`.
     """
 
     def __init__(
@@ -95,7 +98,7 @@ class PayClient(ReaderAnswers):
         transaction_max_duration: float = 900.0,
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
-        reconnect: Optional[ReconnectPolicy] = None,
+        reconnect: Optional[ReconnectPolicy] = DEFAULT_RECONNECT,
         journal: Union[Journal, str, os.PathLike[str], None] = None,
         on_callback_error: Optional[ErrorHook] = None,
         wire_trace: bool = False,
@@ -564,7 +567,9 @@ class PayClient(ReaderAnswers):
         else:
             message = m.Message(request_type, request.tag, resource, data)
         payload = codec.encode_message(message)  # bad input fails here, before anything
-        connection = self._link.register(request, internal=internal)
+        # A lookup may wait for a reconnect under way, within its own timeout.
+        wait = self.timeout if timeout is None else timeout
+        connection = self._link.register(request, internal=internal, wait=wait)
         try:
             self._recorder.sent(request, data)  # raises, and nothing is sent, if it fails
             if logger.isEnabledFor(logging.DEBUG):
