@@ -36,7 +36,7 @@ def answer(client: PayClient, action: ExecuteTransactionAction) -> None:
     application menu is refused, and the reader would wait for the right one.
     """
     if action.action == ActionType.SIGNATURE:
-        print("The shopper signs the paper receipt")
+        print("Signature: the shopper signs the paper receipt")
         client.submit_signature(action.resource, on_receipt=True)
     elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
         first = action.application_selection.applications[0]
