@@ -24,6 +24,7 @@ from decimal import Decimal
 from payprotocol import (
     ActionType,
     CreditDebit,
+    Device,
     ExecuteTransactionAction,
     PayClient,
     ProviderMode,
@@ -36,25 +37,25 @@ from payprotocol import (
 FINAL = {"APPROVED", "ACCEPTED", "DECLINED", "ABORTED", "ERROR"}
 
 
-def answer(client: PayClient, action: ExecuteTransactionAction) -> None:
+def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
     """Answer the reader's question, each kind with its own answer (on the SDK's
     callback thread; see plain_charge.py)."""
     if action.action == ActionType.SIGNATURE:
         print("  signature: the shopper signs the paper receipt")
-        client.submit_signature(action.resource, on_receipt=True)
+        client.submit_signature(reader, on_receipt=True)
     elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
         first = action.application_selection.applications[0]
         print(f"  application: {first.name or first.identifier}")
-        client.submit_application_selection(action.resource, first.identifier)
+        client.submit_application_selection(reader, first.identifier)
     elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
         print("  credit or debit: DEBIT")
-        client.submit_credit_debit_selection(action.resource, CreditDebit.DEBIT)
+        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
     elif action.action == ActionType.DCC_SELECTION:
         print("  currency conversion offered: paying in the original currency")
-        client.submit_dcc_selection(action.resource, use_converted_amount=False)
+        client.submit_dcc_selection(reader, use_converted_amount=False)
     else:  # a kind this program does not know: never guess an answer
         print(f"  unknown action {action.action}: aborting")
-        client.abort_transaction(action.resource)
+        client.abort_transaction(reader)
 
 
 def look_up(url: str, merchant: str, secret: str, custom_identifier: str) -> Transaction:
@@ -96,7 +97,7 @@ def main() -> int:
                 args.amount,
                 "EUR",
                 custom_identifier=order,
-                on_action=lambda action: answer(client, action),
+                on_action=lambda action: answer(client, reader, action),
             )
     except TransactionOutcomeUnknownError as exc:
         print(f"Outcome unknown: {exc}")

@@ -22,6 +22,7 @@ from decimal import Decimal
 from payprotocol import (
     ActionType,
     CreditDebit,
+    Device,
     ExecuteTransactionAction,
     PayClient,
     ProviderMode,
@@ -29,7 +30,7 @@ from payprotocol import (
 )
 
 
-def answer(client: PayClient, action: ExecuteTransactionAction) -> None:
+def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
     """Answer the reader's question (on the SDK's callback thread).
 
     Every kind of action needs its own answer: a signature answer to an
@@ -37,20 +38,20 @@ def answer(client: PayClient, action: ExecuteTransactionAction) -> None:
     """
     if action.action == ActionType.SIGNATURE:
         print("Signature: the shopper signs the paper receipt")
-        client.submit_signature(action.resource, on_receipt=True)
+        client.submit_signature(reader, on_receipt=True)
     elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
         first = action.application_selection.applications[0]
         print(f"Application: {first.name or first.identifier}")
-        client.submit_application_selection(action.resource, first.identifier)
+        client.submit_application_selection(reader, first.identifier)
     elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
         print("Credit or debit: DEBIT")
-        client.submit_credit_debit_selection(action.resource, CreditDebit.DEBIT)
+        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
     elif action.action == ActionType.DCC_SELECTION:
         print("Currency conversion offered: paying in the original currency")
-        client.submit_dcc_selection(action.resource, use_converted_amount=False)
+        client.submit_dcc_selection(reader, use_converted_amount=False)
     else:  # a kind this program does not know: never guess an answer
         print(f"Unknown action {action.action}: aborting")
-        client.abort_transaction(action.resource)
+        client.abort_transaction(reader)
 
 
 def main() -> int:
@@ -74,7 +75,7 @@ def main() -> int:
             args.amount,  # a Decimal: money never goes through a float
             args.currency,
             subject="Sample purchase",
-            on_action=lambda action: answer(client, action),
+            on_action=lambda action: answer(client, reader, action),
         )
 
     print(f"Status:         {transaction.status}")
