@@ -286,7 +286,7 @@ def test_close_wakes_a_lookup_waiting_for_a_reconnect() -> None:
 
 
 def test_a_lookup_fails_as_soon_as_the_reconnect_gives_up() -> None:
-    link, table, _, spy = reconnecting_link(
+    link, table, _, _ = reconnecting_link(
         ReconnectPolicy(initial_delay=0.01, multiplier=1.0, jitter=0.0, max_attempts=3)
     )
     caller = Caller(link, table.new_request("t1", "GET_TRANSACTION_REQUEST"), wait=60)
