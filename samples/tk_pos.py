@@ -76,6 +76,7 @@ class Till:
         self.busy = False
         self.abortable = False
         self.last: Optional[Transaction] = None
+        self.questions: List[tk.Toplevel] = []  # the reader's open questions
         self._build()
         # On the SDK's callback thread: hand the display lines to the GUI thread.
         self.client.on_update(
@@ -283,6 +284,10 @@ class Till:
     @gui_only
     def _idle(self) -> None:
         self.busy = self.abortable = False
+        for window in self.questions:  # a question the reader no longer asks
+            if window.winfo_exists():
+                window.destroy()
+        self.questions.clear()
         self.abort_button.configure(state="disabled")
         self.charge_button.configure(state="normal")
         self._select_amount()
@@ -307,16 +312,17 @@ class Till:
         def abort() -> None:
             self.in_background(lambda: client.abort_transaction(reader))
 
+        dialog = functools.partial(self.dialog, question=True)
         kind = action.action
         if kind == ActionType.SIGNATURE:  # P3: a signature step cannot be aborted
-            self.dialog(
+            dialog(
                 "Signature",
                 "Ask the shopper to sign the paper receipt.",
                 [("Signed", send(lambda: client.submit_signature(reader, on_receipt=True)))],
             )
         elif kind == ActionType.APPLICATION_SELECTION and action.application_selection:
             applications = action.application_selection.applications
-            self.dialog(
+            dialog(
                 "Application",
                 "The card holds several applications: which one?",
                 [("Abort", abort)],
@@ -328,7 +334,7 @@ class Till:
                 ),
             )
         elif kind == ActionType.CREDIT_DEBIT_SELECTION:
-            self.dialog(
+            dialog(
                 "Credit or debit",
                 "Does the shopper pay by credit or by debit?",
                 [
@@ -349,7 +355,7 @@ class Till:
             )
         elif kind == ActionType.DCC_SELECTION and action.dcc_selection:
             quote = action.dcc_selection
-            self.dialog(
+            dialog(
                 "Currency conversion",
                 f"Pay {quote.converted_amount} {quote.converted_currency} instead of "
                 f"{quote.original_amount} {quote.original_currency}?\n"
@@ -382,10 +388,13 @@ class Till:
         *,
         choices: Optional[List[str]] = None,
         choose: Optional[Callable[[int], None]] = None,
+        question: bool = False,
     ) -> tk.Toplevel:
         """A small non-modal dialog; Return takes the first button (or the
         chosen item), Escape the last one."""
         window = tk.Toplevel(self.root)
+        if question:
+            self.questions.append(window)
         window.title(title)
         window.configure(padx=12, pady=10)
         window.transient(self.root)

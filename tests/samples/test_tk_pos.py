@@ -206,3 +206,49 @@ def test_the_tk_till_takes_payments_through_its_widgets(display: str, sim: Simul
     assert sorted((t.status, t.amount) for t in charges) == sorted(
         ("APPROVED", Decimal(a)) for a in ("10.01", "5.02", "5.03")
     )
+
+
+def test_the_tk_till_aborts_and_closes_a_question_the_reader_stopped_asking(
+    display: str,
+) -> None:
+    config = SimulatorConfig(step_delay=0.01, slow_presentation=30.0, action_timeout=0.5)
+    with Simulator(config) as simulator:
+        env = cli_env(DISPLAY=display)
+        till = Till(env, simulator.tcp_url)
+        try:
+            till.result(r"Ready: Reader 1")
+            # A slow card: Escape asks the reader to abort while it says it can.
+            till.keys("payprotocol till", "End", *["BackSpace"] * 12)
+            till.type("payprotocol till", "5.09")
+            till.keys("payprotocol till", "Return")
+            till.out.next(r"^display: Present card")
+            till.keys("payprotocol till", "Escape")
+            assert till.result(r"\S+ 5\.09 EUR") == "result: ABORTED 5.09 EUR"
+            till.out.next(r"^dialog: Result$")
+            till.keys("Result", "Escape")
+            # A question nobody answers: the reader gives up, the till closes it.
+            till.keys("payprotocol till", "End", *["BackSpace"] * 12)
+            till.type("payprotocol till", "5.02")
+            till.keys("payprotocol till", "Return")
+            till.out.next(r"^dialog: Credit or debit$")
+            till.window("Credit or debit")
+            assert till.result(r"\S+ 5\.02 EUR") == "result: ABORTED 5.02 EUR"
+            till.out.next(r"^dialog: Result$")
+            till.window("Result")
+            unanswered = subprocess.run(
+                ["xdotool", "search", "--onlyvisible", "--name", "^Credit or debit$"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=STEP,
+            )
+            assert unanswered.stdout.strip() == ""  # closed with the payment
+            till.keys("Result", "Escape")
+            till.keys("payprotocol till", "ctrl+q")
+            assert till.process.wait(STEP) == 0
+        finally:
+            stop(till.process)
+        errors = till.err.text()
+        assert "Traceback" not in errors, errors
+        statuses = sorted((t.amount, t.status) for t in simulator.store.transactions())
+        assert statuses == [(Decimal("5.02"), "ABORTED"), (Decimal("5.09"), "ABORTED")]
