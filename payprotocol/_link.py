@@ -229,7 +229,7 @@ class Link:
             with self._lock:
                 if self._reconnector is threading.current_thread():
                     self._reconnector = None
-                    if self._state is ConnectionState.RECONNECTING:  # it crashed
+                    if self._state is ConnectionState.RECONNECTING and not self._closed:  # crashed
                         self._set_state_locked(ConnectionState.DISCONNECTED)
                 self._changed.notify_all()
 
