@@ -8,6 +8,12 @@ failed). State changes are queued for ``on_connection_state`` callbacks on
 the dispatcher, never run under the lock. When a connection ends and a
 :class:`ReconnectPolicy` is set, the reconnect loop starts on its own thread;
 ``close()`` stops it, wakes the reader and joins both (never from themselves).
+
+A lookup made while a reconnect is under way waits for it (within its own
+timeout) on a condition of that same lock, notified at each state change, at
+the reconnect's end and at ``close()``: every such waiter waits for the same
+thing, so waking them all is right. Nothing that can move money or touch a
+reader's transaction waits (see :data:`WAITS_FOR_RECONNECT`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from typing import Callable, Optional, Union
 
 from ._connection import Connection
@@ -26,11 +33,18 @@ from ._requests import PendingRequest, RequestTable
 from .errors import ConnectionLostError
 from .transport import Transport
 
-__all__ = ["ConnectionState", "Link", "StateCallback"]
+__all__ = ["WAITS_FOR_RECONNECT", "ConnectionState", "Link", "StateCallback"]
 
 logger = logging.getLogger("payprotocol")
 
 JOIN_TIMEOUT = 2.0
+
+#: The request types that wait for a reconnect under way instead of failing at
+#: once: a lookup moves no money, and it is the first thing to do after an
+#: unknown outcome. A transaction, an abort or an action answer never waits:
+#: sent late on a new connection, it could start a payment nobody stands at the
+#: till for, or abort or answer another transaction on that reader.
+WAITS_FOR_RECONNECT = frozenset({"GET_TRANSACTION_REQUEST"})
 
 
 class ConnectionState(str, enum.Enum):
@@ -72,6 +86,7 @@ class Link:
         #: Logs in again on a new connection (set by the client once it has credentials).
         self.login_again: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # state, reconnect or close changed
         self._state = ConnectionState.DISCONNECTED
         self._usable = threading.Event()  # set while CONNECTED: requests may be sent
         self._stopping = threading.Event()
@@ -106,26 +121,44 @@ class Link:
             self._usable.set()
         else:
             self._usable.clear()
+        self._changed.notify_all()
         logger.info("connection state: %s", state.value)
         for callback in self._state_callbacks.snapshot():
             self._dispatcher.call(callback, state)
 
     # --- the request path ----------------------------------------------------
 
-    def register(self, request: PendingRequest, *, internal: bool = False) -> Connection:
+    def register(
+        self, request: PendingRequest, *, internal: bool = False, wait: float = 0.0
+    ) -> Connection:
         """Register ``request`` in the table and return the connection to send
         it on, or raise :class:`ConnectionLostError` (nothing registered).
 
-        While reconnecting, requests fail fast (documented): only the client's
-        own login may use a connection that is not yet usable."""
+        While reconnecting, requests fail fast, except a type of
+        :data:`WAITS_FOR_RECONNECT`, which waits up to ``wait`` seconds for the
+        reconnect (and the login again) to finish; only the client's own login
+        may use a connection that is not yet usable."""
         with self._lock:
+            waits = wait > 0 and not internal and request.request_type in WAITS_FOR_RECONNECT
+            deadline = time.monotonic() + wait
+            while waits and self._reconnect_under_way_locked():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
             connection = self._connection
             usable = self._state is ConnectionState.CONNECTED or internal
             if self._closed or connection is None or self._broken is not None or not usable:
                 reason = self._broken or f"the client is {self._state.value}"
+                if waits and self._reconnect_under_way_locked():
+                    reason = f"not reconnected within {wait:.1f} s ({reason})"
                 raise ConnectionLostError(f"cannot send {request.request_type}: {reason}")
             self._table.register(request)
         return connection
+
+    def _reconnect_under_way_locked(self) -> bool:
+        """Whether a reconnect may still make the link usable (under the lock)."""
+        return not self._closed and self._reconnector is not None
 
     # --- connecting ----------------------------------------------------------
 
@@ -197,7 +230,17 @@ class Link:
 
     def _reconnect(self) -> None:
         assert self.policy is not None
-        run_reconnect(self.policy, self._stopping, self)
+        try:
+            run_reconnect(self.policy, self._stopping, self)
+        except Exception:
+            logger.exception("reconnecting failed; not trying again")
+        finally:  # connected, gave up, closed or crashed: waiting lookups decide now
+            with self._lock:
+                if self._reconnector is threading.current_thread():
+                    self._reconnector = None
+                    if self._state is ConnectionState.RECONNECTING and not self._closed:  # crashed
+                        self._set_state_locked(ConnectionState.DISCONNECTED)
+                self._changed.notify_all()
 
     def reconnecting(self) -> None:
         self.set_state(ConnectionState.RECONNECTING)
@@ -233,6 +276,7 @@ class Link:
             if self._closed:
                 return False
             self._closed = True
+            self._changed.notify_all()  # a lookup waiting for a reconnect fails now
             connection = self._connection
         self._stopping.set()
         if connection is not None:

@@ -21,23 +21,25 @@ import attrs
 
 from .errors import ConnectionLostError, PayProtocolError, ServerError
 
-__all__ = ["ClientClosed", "ReconnectHost", "ReconnectPolicy", "run_reconnect"]
+__all__ = ["DEFAULT_RECONNECT", "ClientClosed", "ReconnectHost", "ReconnectPolicy", "run_reconnect"]
 
 logger = logging.getLogger("payprotocol")
 
 
 @attrs.frozen
 class ReconnectPolicy:
-    """Opt-in automatic reconnect: exponential backoff with jitter, capped.
+    """Automatic reconnect (on by default): exponential backoff with jitter, capped.
 
     The n-th wait is ``min(max_delay, initial_delay * multiplier**n)``, scaled by
     a random factor in ``[1 - jitter, 1 + jitter]`` so that many POS terminals
     do not hammer a restarted PayServer in step. After reconnecting, the client
     logs in again with the last credentials. It applies to connections lost
     after :meth:`PayClient.connect` succeeded; a failing first ``connect``
-    raises, so the caller knows at once. Requests made while disconnected
-    fail fast with :class:`ConnectionLostError` (use ``wait_connected``); a
-    transaction is never re-sent.
+    raises, so the caller knows at once; ``close()`` stops it. A lookup
+    (``get_transaction``, ``recover``) made while reconnecting waits for it
+    within its own timeout; every other request fails fast with
+    :class:`ConnectionLostError` (use ``wait_connected``); a transaction is
+    never re-sent. ``PayClient(url, reconnect=None)`` turns it off.
     """
 
     initial_delay: float = 0.5
@@ -51,6 +53,10 @@ class ReconnectPolicy:
         exponential backoff, capped, with jitter."""
         base = min(self.max_delay, self.initial_delay * self.multiplier**attempt)
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+#: The policy a :class:`PayClient` uses unless told otherwise.
+DEFAULT_RECONNECT = ReconnectPolicy()
 
 
 class ReconnectHost(Protocol):

@@ -34,7 +34,7 @@ from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
 from ._link import JOIN_TIMEOUT, ConnectionState, Link, StateCallback
 from ._money import Amount, exact, normalised, optional_exact
-from ._reconnect import ReconnectPolicy
+from ._reconnect import DEFAULT_RECONNECT, ReconnectPolicy
 from ._recorder import RecoveredOutcome, open_recorder, recover
 from ._recording import RecordTarget, open_cassette
 from ._requests import (
@@ -85,6 +85,9 @@ class PayClient(ReaderAnswers):
     or call :meth:`connect` and :meth:`close`. ``record`` (a path or an open
     file) writes every message to a cassette (``docs/guides/replay.rst``), the
     cardholder name masked unless ``record_cardholder_name``.
+
+    A lost connection is re-established by ``reconnect`` (a
+    :class:`ReconnectPolicy`; ``None`` turns it off) until :meth:`close`.
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class PayClient(ReaderAnswers):
         transaction_max_duration: float = 900.0,
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
-        reconnect: Optional[ReconnectPolicy] = None,
+        reconnect: Optional[ReconnectPolicy] = DEFAULT_RECONNECT,
         journal: Union[Journal, str, os.PathLike[str], None] = None,
         on_callback_error: Optional[ErrorHook] = None,
         wire_trace: bool = False,
@@ -608,7 +611,9 @@ class PayClient(ReaderAnswers):
         else:
             message = m.Message(request_type, request.tag, resource, data)
         payload = codec.encode_message(message)  # bad input fails here, before anything
-        connection = self._link.register(request, internal=internal)
+        # A lookup may wait for a reconnect under way, within its own timeout.
+        wait = self.timeout if timeout is None else timeout
+        connection = self._link.register(request, internal=internal, wait=wait)
         try:
             # Raises, and nothing is sent, for a reused identifier or a failed write.
             self._recorder.sent(request, data, allow_identifier_reuse)

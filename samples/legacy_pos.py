@@ -87,6 +87,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="A legacy-style POS with callbacks.")
     parser.add_argument("--url", default="tcp://127.0.0.1:4245")
     parser.add_argument("--merchant", default=os.environ.get("PAYPROTOCOL_MERCHANT_ID", "m-123"))
+    parser.add_argument(
+        "--amount", action="append", help="sell this amount instead of the four sales (repeatable)"
+    )
     args = parser.parse_args()
     secret = os.environ.get("PAYPROTOCOL_MERCHANT_SECRET") or getpass.getpass("Merchant secret: ")
 
@@ -95,6 +98,8 @@ def main() -> int:
         # The simulator's test card: 10.00 signature; 40.01 PIN and an
         # application menu; 5.02 credit/debit; 5.03 currency conversion.
         sales = [("10.00", "Coffee"), ("40.01", "Groceries"), ("5.02", "Bread"), ("5.03", "Map")]
+        if args.amount:
+            sales = [(amount, f"Sale {n}") for n, amount in enumerate(args.amount, 1)]
         results = [pos.sell(amount, subject) for amount, subject in sales]
     finally:
         pos.close()

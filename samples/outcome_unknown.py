@@ -22,6 +22,10 @@ import uuid
 from decimal import Decimal
 
 from payprotocol import (
+    ActionType,
+    CreditDebit,
+    Device,
+    ExecuteTransactionAction,
     PayClient,
     ProviderMode,
     ServerError,
@@ -31,6 +35,27 @@ from payprotocol import (
 )
 
 FINAL = {"APPROVED", "ACCEPTED", "DECLINED", "ABORTED", "ERROR"}
+
+
+def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
+    """Answer the reader's question, each kind with its own answer (on the SDK's
+    callback thread; see plain_charge.py)."""
+    if action.action == ActionType.SIGNATURE:
+        print("  signature: the shopper signs the paper receipt")
+        client.submit_signature(reader, on_receipt=True)
+    elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
+        first = action.application_selection.applications[0]
+        print(f"  application: {first.name or first.identifier}")
+        client.submit_application_selection(reader, first.identifier)
+    elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
+        print("  credit or debit: DEBIT")
+        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
+    elif action.action == ActionType.DCC_SELECTION:
+        print("  currency conversion offered: paying in the original currency")
+        client.submit_dcc_selection(reader, use_converted_amount=False)
+    else:  # a kind this program does not know: never guess an answer
+        print(f"  unknown action {action.action}: aborting")
+        client.abort_transaction(reader)
 
 
 def look_up(url: str, merchant: str, secret: str, custom_identifier: str) -> Transaction:
@@ -56,6 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Handle an unknown payment outcome.")
     parser.add_argument("--url", default="tcp://127.0.0.1:4245")
     parser.add_argument("--merchant", default=os.environ.get("PAYPROTOCOL_MERCHANT_ID", "m-123"))
+    parser.add_argument("--amount", type=Decimal, default=Decimal("7.00"))
     args = parser.parse_args()
     secret = os.environ.get("PAYPROTOCOL_MERCHANT_SECRET") or getpass.getpass("Merchant secret: ")
 
@@ -65,8 +91,14 @@ def main() -> int:
     try:
         with PayClient(args.url, timeout=10) as client:
             reader = client.login(args.merchant, secret, ProviderMode.TEST).devices[0]
-            print(f"Charging 7.00 EUR for {order} ...")
-            transaction = client.charge(reader, Decimal("7.00"), "EUR", custom_identifier=order)
+            print(f"Charging {args.amount} EUR for {order} ...")
+            transaction = client.charge(
+                reader,
+                args.amount,
+                "EUR",
+                custom_identifier=order,
+                on_action=lambda action: answer(client, reader, action),
+            )
     except TransactionOutcomeUnknownError as exc:
         print(f"Outcome unknown: {exc}")
         print(f"Not charging again. Looking up custom identifier {exc.custom_identifier} ...")

@@ -6,7 +6,9 @@ Start a PayServer simulator first (any merchant id and secret may log in)::
     PAYPROTOCOL_MERCHANT_SECRET=secret python samples/plain_charge.py --amount 5.00
 
 The merchant secret comes from ``PAYPROTOCOL_MERCHANT_SECRET`` or a prompt,
-never from the command line.
+never from the command line. The simulator's test card asks questions by the
+amount: ``10.00`` a signature, ``5.01`` the application, ``5.02`` credit or
+debit, ``5.03`` currency conversion (``10.01`` a signature and the application).
 """
 
 from __future__ import annotations
@@ -17,7 +19,39 @@ import os
 import sys
 from decimal import Decimal
 
-from payprotocol import PayClient, ProviderMode, TransactionStatus
+from payprotocol import (
+    ActionType,
+    CreditDebit,
+    Device,
+    ExecuteTransactionAction,
+    PayClient,
+    ProviderMode,
+    TransactionStatus,
+)
+
+
+def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
+    """Answer the reader's question (on the SDK's callback thread).
+
+    Every kind of action needs its own answer: a signature answer to an
+    application menu is refused, and the reader would wait for the right one.
+    """
+    if action.action == ActionType.SIGNATURE:
+        print("Signature: the shopper signs the paper receipt")
+        client.submit_signature(reader, on_receipt=True)
+    elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
+        first = action.application_selection.applications[0]
+        print(f"Application: {first.name or first.identifier}")
+        client.submit_application_selection(reader, first.identifier)
+    elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
+        print("Credit or debit: DEBIT")
+        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
+    elif action.action == ActionType.DCC_SELECTION:
+        print("Currency conversion offered: paying in the original currency")
+        client.submit_dcc_selection(reader, use_converted_amount=False)
+    else:  # a kind this program does not know: never guess an answer
+        print(f"Unknown action {action.action}: aborting")
+        client.abort_transaction(reader)
 
 
 def main() -> int:
@@ -41,8 +75,7 @@ def main() -> int:
             args.amount,  # a Decimal: money never goes through a float
             args.currency,
             subject="Sample purchase",
-            # Amounts like 10.00 ask for a signature: accept it on the paper receipt.
-            on_action=lambda action: client.submit_signature(reader, on_receipt=True),
+            on_action=lambda action: answer(client, reader, action),
         )
 
     print(f"Status:         {transaction.status}")

@@ -17,28 +17,64 @@ import sys
 import uuid
 from decimal import Decimal
 
-from payprotocol import PayClient, ProviderMode
+from payprotocol import (
+    ActionType,
+    CreditDebit,
+    Device,
+    ExecuteTransactionAction,
+    PayClient,
+    ProviderMode,
+)
+
+
+def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
+    """Answer the reader's question, each kind with its own answer (on the SDK's
+    callback thread; see plain_charge.py)."""
+    if action.action == ActionType.SIGNATURE:
+        print("  signature: the shopper signs the paper receipt")
+        client.submit_signature(reader, on_receipt=True)
+    elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
+        first = action.application_selection.applications[0]
+        print(f"  application: {first.name or first.identifier}")
+        client.submit_application_selection(reader, first.identifier)
+    elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
+        print("  credit or debit: DEBIT")
+        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
+    elif action.action == ActionType.DCC_SELECTION:
+        print("  currency conversion offered: paying in the original currency")
+        client.submit_dcc_selection(reader, use_converted_amount=False)
+    else:  # a kind this program does not know: never guess an answer
+        print(f"  unknown action {action.action}: aborting")
+        client.abort_transaction(reader)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Charge, partly refund, look up.")
     parser.add_argument("--url", default="tcp://127.0.0.1:4245")
     parser.add_argument("--merchant", default=os.environ.get("PAYPROTOCOL_MERCHANT_ID", "m-123"))
+    parser.add_argument("--amount", type=Decimal, default=Decimal("20.00"), help="the charge")
     args = parser.parse_args()
+    half = (args.amount / 2).quantize(Decimal("0.01"))  # the part to refund
     secret = os.environ.get("PAYPROTOCOL_MERCHANT_SECRET") or getpass.getpass("Merchant secret: ")
 
     order = f"order-{uuid.uuid4().hex[:8]}"  # our own reference for this sale
     with PayClient(args.url, timeout=30) as client:
         reader = client.login(args.merchant, secret, ProviderMode.TEST).devices[0]
 
-        charge = client.charge(reader, Decimal("20.00"), "EUR", custom_identifier=order)
+        charge = client.charge(
+            reader,
+            args.amount,
+            "EUR",
+            custom_identifier=order,
+            on_action=lambda action: answer(client, reader, action),
+        )
         print(f"Charge:  {charge.status} {charge.amount} {charge.currency}")
         charge_id = charge.transaction_identifier
         assert charge_id is not None
 
         refund = client.refund(
             charge_id,
-            amount=Decimal("10.00"),  # leave out amount and currency to refund it all
+            amount=half,  # leave out amount and currency to refund it all
             currency="EUR",
             subject="Returned a mug",
             custom_identifier=f"{order}-refund-1",

@@ -218,21 +218,24 @@ def test_server_restart_mid_transaction_then_reconnect_and_recover(
     assert states.count(ConnectionState.CONNECTED) >= 1
 
 
-def test_requests_fail_fast_while_reconnecting(url: str, sim: Simulator) -> None:
+def test_while_reconnecting_a_charge_fails_fast_and_a_lookup_waits(
+    url: str, sim: Simulator
+) -> None:
     policy = ReconnectPolicy(initial_delay=0.5, max_delay=0.5, jitter=0.0)
     with PayClient(url, timeout=5, reconnect=policy) as client:
         client.login("merchant-1", "secret-1")
         sim.restart()
         eventually(lambda: client.state is not ConnectionState.CONNECTED, 3)
         started = time.monotonic()
-        with pytest.raises(ConnectionLostError):
-            client.get_transaction(custom_identifier="x")
+        with pytest.raises(ConnectionLostError):  # never sent: safe to charge again later
+            client.charge(READER, Decimal("2.00"), "EUR", custom_identifier="while-away")
         assert time.monotonic() - started < 0.2
-        assert client.wait_connected(5)
-        with pytest.raises(ServerError) as caught:
+        with pytest.raises(ServerError) as caught:  # waited for the reconnect, then asked
             client.get_transaction(custom_identifier="never-existed")
         # Logged in again by itself: the server looked, it did not say NOT_LOGGED_IN.
         assert caught.value.error_type == m.ErrorType.TRANSACTION_NOT_FOUND
+        assert client.connected
+    assert sim.store.get_by_custom_identifier("while-away") is None
 
 
 def test_threads_and_descriptors_back_after_close(url: str, sim: Simulator) -> None:

@@ -27,7 +27,8 @@ def test_a_timeout_on_a_stream_stuck_mid_frame_closes_the_connection() -> None:
 
     server = ScriptedServer("tcp", half_a_frame)
     try:
-        with PayClient(server.url, timeout=0.5) as client:
+        # Without reconnecting: a lookup would wait for a new connection instead.
+        with PayClient(server.url, timeout=0.5, reconnect=None) as client:
             with pytest.raises(RequestTimeoutError):
                 client.get_transaction(transaction_identifier="tx-1")
             assert eventually(lambda: not client.connected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Iterator
 
@@ -28,7 +29,36 @@ def run_sample(name: str, url: str, *args: str) -> tuple[int, str, str]:
 
 def test_every_sample_is_tested() -> None:
     tested = {"plain_charge.py", "legacy_pos.py", "refund_and_lookup.py", "outcome_unknown.py"}
+    tested.add("tk_pos.py")  # under Xvfb, in test_tk_pos.py
     assert {path.name for path in SAMPLES.glob("*.py")} == tested
+
+
+# The simulator's test card (p3-protocol.md section 7): the tens digit 1 asks for
+# a signature, the cents .01 for the application, .02 credit or debit, .03 DCC.
+ACTION_AMOUNTS = {
+    "10.00": ["signature"],
+    "10.01": ["signature", "application"],
+    "5.02": ["credit or debit"],
+    "5.03": ["currency conversion"],
+}
+# How each sample says it approved the sale, by its amount.
+APPROVED = {
+    "plain_charge.py": "Status:         APPROVED",
+    "legacy_pos.py": "1 of 1 sales approved",
+    "refund_and_lookup.py": "Charge:  APPROVED {amount} EUR",
+    "outcome_unknown.py": "The response arrived normally: APPROVED",
+}
+
+
+@pytest.mark.parametrize("amount", sorted(ACTION_AMOUNTS))
+@pytest.mark.parametrize("name", sorted(APPROVED))
+def test_every_sample_answers_every_action_kind(sim: Simulate, name: str, amount: str) -> None:
+    code, out, err = run_sample(name, sim.tcp_url, "--amount", amount)
+    assert code == 0, out + err
+    assert APPROVED[name].format(amount=amount) in out
+    for kind in ACTION_AMOUNTS[amount]:
+        assert re.search(kind, out, re.I), f"{name} did not answer the {kind} step: {out}"
+    assert "Traceback" not in err and "refused" not in err.lower()
 
 
 def test_plain_charge(sim: Simulate) -> None:
