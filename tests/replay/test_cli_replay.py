@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from ..support.cli import MERCHANT, SECRET, Simulate, run_cli
+from ..support.cli import ANSWERS, MERCHANT, SECRET, Simulate, run_cli
 from .sessions import APPROVED_SAMPLE
 
 CHARGE = ("charge", "--merchant", MERCHANT, "reader1", "10.00", "EUR")
@@ -23,7 +23,7 @@ def _outcome(stdout: str) -> str:
 def test_a_cli_recorded_charge_replays_from_the_cli(tmp_path: Path) -> None:
     cassette = tmp_path / "x.jsonl"
     with Simulate() as sim:
-        recorded = run_cli(*CHARGE, "--url", sim.tcp_url, "--record", str(cassette), input="y\n")
+        recorded = run_cli(*CHARGE, "--url", sim.tcp_url, "--record", str(cassette), *ANSWERS)
     assert recorded.returncode == 0, recorded.stderr
     assert SECRET.encode() not in cassette.read_bytes()
     header = json.loads(cassette.read_text(encoding="utf-8").splitlines()[0])
@@ -31,7 +31,7 @@ def test_a_cli_recorded_charge_replays_from_the_cli(tmp_path: Path) -> None:
 
     with Simulate("--replay", str(cassette), "--strict") as replay:
         assert replay.stdout.wait_for("replay server ready")
-        again = run_cli(*CHARGE, "--url", replay.ws_url, input="y\n")
+        again = run_cli(*CHARGE, "--url", replay.ws_url, *ANSWERS)
     assert again.returncode == 0, again.stderr
     assert _outcome(again.stdout) == _outcome(recorded.stdout)
     txid = re.search(r"transaction id:\s+(\w+)", recorded.stdout)

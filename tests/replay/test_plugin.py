@@ -87,13 +87,13 @@ def test_no_marker(p3_replay):
 def test_a_cli_recorded_cassette_replays_under_the_plugin(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    from ..support.cli import MERCHANT, Simulate, run_cli
+    from ..support.cli import ANSWERS, MERCHANT, Simulate, run_cli
 
     cassette = pytester.path / "from-the-cli.jsonl"
     with Simulate() as sim:
         done = run_cli(
             "charge", "--url", sim.tcp_url, "--merchant", MERCHANT, "reader1", "10.00", "EUR",
-            "--custom-identifier", "order-cli-1", "--record", str(cassette), input="y\n",
+            "--custom-identifier", "order-cli-1", "--record", str(cassette), *ANSWERS,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (pytester.path / "test_cli_cassette.py").write_text(
