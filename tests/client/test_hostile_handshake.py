@@ -265,7 +265,7 @@ def test_a_timeout_on_a_websocket_stuck_mid_frame_closes_the_connection(
     # Half a frame, then silence: a request timing out now closes the
     # connection (as on framed TCP) instead of leaving every later one to time out.
     server = servers(then(lambda conn, _: conn.sendall(frame(b'{"type":"GET', length=200))))
-    with PayClient(url("ws", server), timeout=0.5, ping_interval=60) as client:
+    with PayClient(url("ws", server), timeout=0.5, ping_interval=60, reconnect=None) as client:
         with pytest.raises(RequestTimeoutError):
             client.get_transaction(transaction_identifier="t-1")
         eventually(lambda: not client.connected)
