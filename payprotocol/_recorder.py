@@ -41,7 +41,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .journal import Journal, PendingOutcome
+    from .journal import Journal, JournalEntry, PendingOutcome
 
 __all__ = [
     "RECOVERY_RESULTS",
@@ -220,7 +220,13 @@ class JournalRecorder(NullRecorder):
             )
 
     def late(self, tag: str, transaction: m.Transaction) -> None:
-        if self._journal.get(tag) is not None:
+        entry = self._journal.get(tag)
+        if entry is not None:
+            mismatch = _mismatch(entry, transaction)
+            if mismatch is not None:
+                # Not this request's outcome (6.3): the row stays for recover().
+                logger.error("late answer for %s not journaled: %s", tag, mismatch)
+                return
             self._write(
                 self._journal.record_outcome,
                 tag,
@@ -267,7 +273,7 @@ def _same(wanted: Any, got: Any) -> bool:
 
 
 def _amount_may_change(
-    pending: PendingOutcome, asked: Dict[str, Any], found: m.Transaction
+    pending: Union[PendingOutcome, JournalEntry], asked: Dict[str, Any], found: m.Transaction
 ) -> bool:
     """A tip or total step, a tip, or a currency conversion (DCC) may make
     the transaction's amount differ from the request's (P3 6.3)."""
@@ -281,7 +287,9 @@ def _amount_may_change(
     return any("dcc" in key.lower() for key in found.extra_fields)
 
 
-def _mismatch(pending: PendingOutcome, found: m.Transaction) -> Optional[str]:
+def _mismatch(
+    pending: Union[PendingOutcome, JournalEntry], found: m.Transaction
+) -> Optional[str]:
     """Why ``found`` is not the transaction ``pending`` asked for, or None.
 
     Checked wherever both sides say: the custom identifier, the type, the
