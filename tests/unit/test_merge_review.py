@@ -69,3 +69,22 @@ def test_a_late_answer_that_is_the_requests_settles_its_row(tmp_path: Path) -> N
     )  # fmt: skip
     assert journal.pending() == []
     recorder.close()
+
+
+def test_recover_reads_the_currency_as_the_charge_does_without_regard_to_case(
+    tmp_path: Path,
+) -> None:
+    # settle() takes "eur" for the EUR asked (6.2/6.3); recover() must not call
+    # the same answer a mismatch, or the row could never be settled.
+    from payprotocol._recorder import recover
+
+    journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
+    found = m.Transaction(
+        "tx-9", "CHARGE", "APPROVED", amount=Decimal("10.00"), currency="eur",
+        custom_identifier="order-1",
+    )  # fmt: skip
+    owner = journal.owner  # the row's owner: the journal's own session
+    [result] = recover(journal, lambda custom: found, in_flight=lambda tag: False, owner=owner)
+    assert (result.result, result.resolved) == ("found", True)
+    assert journal.pending() == []
+    journal.close()
