@@ -88,3 +88,32 @@ def test_recover_reads_the_currency_as_the_charge_does_without_regard_to_case(
     assert (result.result, result.resolved) == ("found", True)
     assert journal.pending() == []
     journal.close()
+
+
+def test_a_timeout_on_a_stream_stuck_mid_message_ends_the_connection_at_once() -> None:
+    # Before the caller hears of the timeout, so a lookup it makes next waits
+    # for the reconnect instead of failing on the closed connection.
+    from typing import Any, List
+
+    from payprotocol._connection import Connection
+
+    class StuckTransport:
+        description = "stuck"
+        closed = False
+
+        def mid_message(self) -> bool:
+            return True
+
+        def close(self) -> None:
+            self.closed = True
+
+    ended: List[Any] = []
+    transport = StuckTransport()
+    connection = Connection(
+        transport,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        lambda conn, failure: ended.append((conn, failure)),
+    )
+    connection.request_timed_out()  # the reader was never started: only this can report
+    assert transport.closed
+    assert [conn for conn, _ in ended] == [connection]
