@@ -566,7 +566,7 @@ class PayClient(ReaderAnswers):
         """
         data, custom_identifier = with_custom_identifier(type, data)
         # Amounts in minor units, as charge() and amend_transaction() send them.
-        if isinstance(data, m.ExecuteTransactionRequest):
+        if isinstance(data, m.ExecuteTransactionRequest):  # noqa: SIM114 - one TypeVar each
             data = normalised(data)
         elif isinstance(data, m.AmendTransactionRequest):
             data = normalised(data)
