@@ -117,3 +117,56 @@ def test_a_timeout_on_a_stream_stuck_mid_message_ends_the_connection_at_once() -
     connection.request_timed_out()  # the reader was never started: only this can report
     assert transport.closed
     assert [conn for conn, _ in ended] == [connection]
+
+
+_APPROVED = {
+    "transactionIdentifier": "tx-9", "type": "CHARGE", "status": "APPROVED",
+    "amount": 10, "currency": "EUR", "customIdentifier": "order-1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"transaction": [_APPROVED]},  # the transaction in a list
+        {"transaction": "APPROVED"},  # not an object
+        "approved",  # the data object itself does not fit
+        [{"transaction": _APPROVED}],
+    ],
+)
+def test_an_error_whose_transaction_could_not_be_read_is_outcome_unknown(data: object) -> None:
+    # An ERROR without a transaction means nothing was charged; one whose
+    # transaction was there but unreadable says nothing readable about the
+    # money (6.3: an unreadable status settles nothing), so it is not a refusal.
+    import json
+
+    from payprotocol import codec
+    from payprotocol._requests import RequestTable, settle
+    from payprotocol.errors import TransactionOutcomeUnknownError
+
+    raw = {
+        "type": "EXECUTE_TRANSACTION_RESPONSE", "tag": "t1", "status": "ERROR",
+        "error": {"type": "INTERNAL_ERROR", "message": "boom"},
+        "executeTransactionResponse": data,
+    }  # fmt: skip
+    message = codec.decode_message(json.dumps(raw).encode())
+    request = RequestTable().new_request(
+        "t1", "EXECUTE_TRANSACTION_REQUEST", custom_identifier="order-1"
+    )
+    request.sent = True
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, message)
+    assert caught.value.received == raw
+
+
+def test_an_error_without_any_transaction_is_still_a_refusal() -> None:
+    from payprotocol._requests import RequestTable, settle
+    from payprotocol.errors import ServerError
+
+    message = m.Message(
+        "EXECUTE_TRANSACTION_RESPONSE", "t1", None, m.ExecuteTransactionResponse(None),
+        "ERROR", m.ErrorDetails("INVALID_REQUEST", "no"),
+    )  # fmt: skip
+    request = RequestTable().new_request("t1", "EXECUTE_TRANSACTION_REQUEST")
+    with pytest.raises(ServerError):
+        settle(request, message)
