@@ -170,3 +170,53 @@ def test_an_error_without_any_transaction_is_still_a_refusal() -> None:
     request = RequestTable().new_request("t1", "EXECUTE_TRANSACTION_REQUEST")
     with pytest.raises(ServerError):
         settle(request, message)
+
+
+def _deep_approved(depth: int) -> bytes:
+    return (
+        b'{"type":"EXECUTE_TRANSACTION_RESPONSE","tag":"t1","status":"OK",'
+        b'"executeTransactionResponse":{"transaction":{"transactionIdentifier":"tx-9",'
+        b'"type":"CHARGE","status":"APPROVED","currency":"EUR","amount":10,'
+        b'"customIdentifier":"order-1","metadata":'
+        + b'{"a":' * depth + b"1" + b"}" * depth + b"}}}"
+    )
+
+
+def test_a_readable_approval_nested_too_deeply_to_store_still_settles_the_journal(
+    tmp_path: Path,
+) -> None:
+    # Valid JSON the reader takes (metadata nested 600 deep): the journal
+    # cannot write the transaction as JSON, but its outcome must not be lost to
+    # that (nor raise RecursionError to a caller whose card was charged).
+    from payprotocol import codec
+    from payprotocol._recorder import recover
+    from payprotocol._requests import RequestTable, settle
+
+    journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
+    message = codec.decode_parsed(codec.parse_message(_deep_approved(600)))
+    request = RequestTable().new_request("t2", "EXECUTE_TRANSACTION_REQUEST")
+    recorder = JournalRecorder(journal, owned=False)
+    recorder.sent(request, {})
+    recorder.settled(request, settle(request, message))
+    assert journal.get("t2").status == "APPROVED"  # type: ignore[union-attr]
+    # recover() writes what a lookup found the same way
+    found = codec.decode_parsed(codec.parse_message(_deep_approved(600))).data.transaction  # type: ignore[union-attr]
+    [result] = recover(
+        journal, lambda custom: found, in_flight=lambda tag: False, owner=journal.owner
+    )
+    assert (result.result, result.resolved) == ("found", True)
+    recorder.close()
+    journal.close()
+
+
+def test_an_unknown_outcome_whose_response_is_nested_too_deeply_keeps_its_reason(
+    tmp_path: Path,
+) -> None:
+    from payprotocol import codec
+
+    journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
+    received = codec.parse_message(_deep_approved(600))
+    assert journal.mark_unknown("t1", "an untrusted answer", received)
+    [pending] = journal.pending()
+    assert pending.reason == "an untrusted answer"
+    journal.close()
