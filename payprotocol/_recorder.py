@@ -299,9 +299,11 @@ def _mismatch(
     asked = pending.parameters.get("transactionParameters")
     if not isinstance(asked, dict):
         asked = {}
+    # An unknown type name is information, not a contradiction (as in settle()).
+    kind = found.type if str(found.type) in _KNOWN_TYPES else None
     checks: List[Tuple[str, Any, Any]] = [
         ("custom identifier", pending.custom_identifier, found.custom_identifier),
-        ("type", asked.get("type"), found.type),
+        ("type", asked.get("type"), kind),
         ("currency", asked.get("currency"), found.currency),
     ]
     if pending.message_type == "EXECUTE_TRANSACTION_REQUEST":
@@ -320,6 +322,8 @@ def _mismatch(
             return f"transaction {found.transaction_identifier} has {name} {got}, not {wanted}"
     return None
 
+
+_KNOWN_TYPES = frozenset(str(kind) for kind in m.TransactionType)
 
 _RESULT_OF_WRITE = {"settled": "found", "pending": "still_pending", "conflict": "conflict"}
 

@@ -220,3 +220,22 @@ def test_an_unknown_outcome_whose_response_is_nested_too_deeply_keeps_its_reason
     [pending] = journal.pending()
     assert pending.reason == "an untrusted answer"
     journal.close()
+
+
+def test_recover_reads_an_unknown_type_name_as_information_as_the_charge_does(
+    tmp_path: Path,
+) -> None:
+    # settle() compares the type only when it is one this version knows (an
+    # unknown name is information, 6.1/6.3); recover() must do the same.
+    from payprotocol._recorder import recover
+
+    journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
+    found = m.Transaction(
+        "tx-9", "SALE", "APPROVED", amount=Decimal("10.00"), currency="EUR",
+        custom_identifier="order-1",
+    )  # fmt: skip
+    [result] = recover(
+        journal, lambda custom: found, in_flight=lambda tag: False, owner=journal.owner
+    )
+    assert (result.result, result.resolved) == ("found", True)
+    journal.close()
