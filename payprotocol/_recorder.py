@@ -138,7 +138,13 @@ class NullRecorder:
         """The outcome is unknown: the row stays pending, with the reason."""
 
     def late(self, tag: str, transaction: m.Transaction) -> None:
-        """A late answer for ``tag``: it settles an unknown outcome."""
+        """A late answer for ``tag``: it settles an unknown outcome (unless it
+        is for another custom identifier: not this request's answer)."""
+        with self._lock:
+            wanted = self._unresolved.get(tag)
+        other = transaction.custom_identifier
+        if wanted is not None and other is not None and other != wanted:
+            return
         if m.is_final_status(str(transaction.status)):
             self._forget(tag)
 

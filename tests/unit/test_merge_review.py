@@ -239,3 +239,22 @@ def test_recover_reads_an_unknown_type_name_as_information_as_the_charge_does(
     )
     assert (result.result, result.resolved) == ("found", True)
     journal.close()
+
+
+def test_without_a_journal_a_late_answer_for_another_identifier_keeps_it_unresolved() -> None:
+    from payprotocol._recorder import NullRecorder
+    from payprotocol._requests import RequestTable
+    from payprotocol.errors import CustomIdentifierInUseError
+
+    recorder = NullRecorder()
+    table = RequestTable()
+    first = table.new_request("t1", "EXECUTE_TRANSACTION_REQUEST", custom_identifier="order-1")
+    recorder.sent(first, None)  # then its outcome stays unknown
+    recorder.late(
+        "t1", m.Transaction("tx-9", "CHARGE", "DECLINED", custom_identifier="order-2")
+    )
+    again = table.new_request("t2", "EXECUTE_TRANSACTION_REQUEST", custom_identifier="order-1")
+    with pytest.raises(CustomIdentifierInUseError):
+        recorder.sent(again, None)
+    recorder.late("t1", m.Transaction("tx-1", "CHARGE", "DECLINED", custom_identifier="order-1"))
+    recorder.sent(again, None)  # its own final answer resolved it
