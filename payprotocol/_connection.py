@@ -104,6 +104,12 @@ class Connection:
             )
             self._closing = True
             self.transport.close()
+            # Now, not when the reader wakes: the caller may look the request up at
+            # once, and that lookup must find the link down (and waiting for a
+            # reconnect), not this closed connection.
+            self._report_end(
+                ConnectionLostError("the stream was stuck in the middle of a message")
+            )
 
     def join(self, timeout: float) -> None:
         """Wait for the reader to end (never from the reader itself)."""

@@ -15,14 +15,14 @@ import logging
 import platform
 import sqlite3
 import threading
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import models as m
 from ._journal_rows import SETTLING_STATUSES, JournalError, format_time, now, to_json
 from ._owners import OwnerLock, is_alive
 from .codec import to_wire
 
-__all__ = ["apply_outcome", "dead_sessions", "finish", "host"]
+__all__ = ["apply_outcome", "dead_sessions", "finish", "host", "stored_json"]
 
 _log = logging.getLogger("payprotocol.journal")
 
@@ -62,6 +62,16 @@ def finish(
             connection.close()
 
 
+def stored_json(tag: str, convert: Callable[[Any], Any], value: Any) -> Optional[str]:
+    """``value`` as the journal's JSON text, or ``None`` (logged) when it is
+    nested too deeply to write: the outcome it came with still counts."""
+    try:
+        return to_json(convert(value))
+    except RecursionError:
+        _log.error("journal %s: a server object nested too deeply to store; not kept", tag)
+        return None
+
+
 def apply_outcome(
     db: sqlite3.Connection,
     tag: str,
@@ -84,7 +94,7 @@ def apply_outcome(
         raise JournalError(f"tag {tag!r} is not in the journal")
     resolved, conflict, old_status, old_identifier, conflict_status, old_json = row
     final = status in SETTLING_STATUSES
-    transaction_json = None if transaction is None else to_json(to_wire(transaction))
+    transaction_json = None if transaction is None else stored_json(tag, to_wire, transaction)
     identifier = None if transaction is None else transaction.transaction_identifier
     stamp = format_time(now())
     if (not resolved and not conflict) or (conflict and lookup and final and transaction):

@@ -50,7 +50,7 @@ from .errors import (
     ServerError,
     TransactionOutcomeUnknownError,
 )
-from .naming import response_type
+from .naming import data_key, response_type
 
 __all__ = [
     "TRANSACTION_TYPES",
@@ -493,6 +493,15 @@ def _mismatch(request: PendingRequest, transaction: m.Transaction) -> Optional[s
     return None
 
 
+def _unreadable_transaction(response: m.Message) -> bool:
+    """Whether the response carried a transaction (or its data object) that
+    the tolerant reader could not read and kept as received instead."""
+    kept = getattr(response.data, "extra_fields", None)
+    if isinstance(kept, dict) and kept.get("transaction") is not None:
+        return True
+    return response.extra_fields.get(data_key(response.type)) is not None
+
+
 def settle(request: PendingRequest, response: m.Message) -> m.Message:
     """Judge a final response: return it, or raise what it means for the money
     (p3-protocol.md 6.3: money is judged, never guessed).
@@ -501,7 +510,8 @@ def settle(request: PendingRequest, response: m.Message) -> m.Message:
     * a transaction (execute or amend) is judged by the transaction it holds:
       without one, an ``ERROR`` means the request was refused before any
       transaction existed (:class:`ServerError`), and an ``OK`` proves nothing
-      (outcome unknown). With one whose custom identifier, currency or type
+      (outcome unknown); one that was sent but could not be read (kept as
+      received) is outcome unknown either way. With one whose custom identifier, currency or type
       contradicts the request's, it is not this request's outcome (outcome
       unknown). Otherwise an ``ERROR`` is a :class:`ServerError` only when the
       status says no money moved (``DECLINED``, ``ABORTED``, ``ERROR``), else
@@ -520,6 +530,9 @@ def settle(request: PendingRequest, response: m.Message) -> m.Message:
         return response
     transaction = getattr(response.data, "transaction", None)
     if not isinstance(transaction, m.Transaction):
+        if _unreadable_transaction(response):
+            # It was there but did not fit: its status is unreadable (6.3).
+            raise _untrusted(request, response, "holds a transaction that could not be read")
         if response.is_error:
             raise server_error(response)
         raise _untrusted(request, response, "holds no transaction")

@@ -560,9 +560,16 @@ class PayClient(ReaderAnswers):
 
         ``data`` is a model instance for a known type, or a ``dict`` sent as it
         is, except that an execute or amend without a custom identifier gets
-        one assigned (a copy of the dict), so its outcome can be looked up.
+        one assigned (a copy of the dict), so its outcome can be looked up. A
+        typed execute or amend request has its amounts normalised like
+        :meth:`charge`'s (a ``ValueError`` before anything is sent).
         """
         data, custom_identifier = with_custom_identifier(type, data)
+        # Amounts in minor units, as charge() and amend_transaction() send them.
+        if isinstance(data, m.ExecuteTransactionRequest):  # noqa: SIM114 - one TypeVar each
+            data = normalised(data)
+        elif isinstance(data, m.AmendTransactionRequest):
+            data = normalised(data)
         return self._call(
             type,
             data,

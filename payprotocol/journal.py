@@ -57,7 +57,7 @@ from ._journal_rows import (
     status_text,
     to_json,
 )
-from ._journal_write import apply_outcome, dead_sessions, finish, host
+from ._journal_write import apply_outcome, dead_sessions, finish, host, stored_json
 from ._owners import OwnerLock, is_alive, lock_directory
 from .codec import from_wire, to_wire
 
@@ -455,7 +455,7 @@ class Journal:
         (a response that won the race against the timeout). Raises
         :class:`JournalError` if ``tag`` was never journaled.
         """
-        received_json = None if received is None else to_json(dict(received))
+        received_json = None if received is None else stored_json(tag, dict, received)
         with self._guard() as db:
             cursor = db.execute(
                 "UPDATE transactions SET reason = ?, received = coalesce(?, received)"

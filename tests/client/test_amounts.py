@@ -49,3 +49,23 @@ def test_a_tip_goes_on_the_captured_amount_of_a_pre_authorisation(client: PayCli
     assert (tipped.amount, tipped.included_tip_amount) == (Decimal("32.00"), Decimal("2.00"))
     rest = client.refund(identifier)  # what is left to refund: the captured amount plus tip
     assert rest.amount == Decimal("32.00")
+
+
+def test_the_raw_request_api_normalises_the_amounts_of_a_typed_request(client: PayClient) -> None:
+    from payprotocol import models as m
+
+    client.on_action(lambda a: client.submit_signature(a.resource or "", on_receipt=True))
+    request = m.ExecuteTransactionRequest(
+        m.TransactionParameters(type="CHARGE", amount=Decimal("1E+1"), currency="EUR"),
+        mode="ONLINE",
+    )
+    response = client.request("EXECUTE_TRANSACTION_REQUEST", request, resource="devices/reader1")
+    assert str(response.data.transaction.amount) == "10.00"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="sign"):
+        client.request(
+            "EXECUTE_TRANSACTION_REQUEST",
+            m.ExecuteTransactionRequest(
+                m.TransactionParameters(type="CHARGE", amount=Decimal("-5"), currency="EUR")
+            ),
+            resource="devices/reader1",
+        )

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from payprotocol import ConnectionLostError, PayClient, RequestTimeoutError
+from payprotocol import ConnectionLostError, PayClient, ReconnectPolicy, RequestTimeoutError
 
 from ..support.peer import Peer, ScriptedServer
 from ..support.waiting import eventually
@@ -52,6 +52,47 @@ def test_a_timeout_between_messages_keeps_the_connection() -> None:
             with pytest.raises(RequestTimeoutError):
                 client.get_transaction(transaction_identifier="tx-1")
             assert client.connected  # a slow server is not a broken stream
+    finally:
+        done.set()
+        server.close()
+
+
+def test_a_lookup_after_a_charge_timed_out_on_a_stuck_stream_waits_for_the_reconnect() -> None:
+    # The README's pattern (reconnect on by default): the charge's timeout on a
+    # stream stuck mid-frame closes the connection; the lookup made at once must
+    # wait for the reconnect, not fail on the closed connection the link did
+    # not know about yet.
+    from decimal import Decimal
+
+    from payprotocol import TransactionOutcomeUnknownError
+    from payprotocol import models as msg
+
+    from ..support.messages import reply, transaction
+
+    done = threading.Event()
+    connections = []
+
+    def handler(peer: Peer) -> None:
+        connections.append(peer)
+        request = peer.recv()
+        if len(connections) == 1:  # the charge: half a frame, then nothing
+            peer.send_wire(struct.pack(">I", 200) + b'{"type":"EXECUTE_TRANS')
+            done.wait(20)
+            return
+        found = transaction(custom_identifier="order-1")
+        peer.send(reply(request, msg.GetTransactionResponse(found)))
+        done.wait(20)
+
+    server = ScriptedServer("tcp", handler)
+    try:
+        policy = ReconnectPolicy(initial_delay=0.05, jitter=0)
+        with PayClient(server.url, timeout=10, reconnect=policy) as client:
+            with pytest.raises(TransactionOutcomeUnknownError):
+                client.charge(
+                    "devices/r1", Decimal("10.00"), "EUR", custom_identifier="order-1", timeout=0.5
+                )
+            found = client.get_transaction(custom_identifier="order-1")
+            assert found.status == msg.TransactionStatus.APPROVED
     finally:
         done.set()
         server.close()
