@@ -452,6 +452,15 @@ def _received(request: PendingRequest, response: m.Message) -> Dict[str, Any]:
     return message_to_wire(response)
 
 
+def _unreadable_envelope_status(response: m.Message) -> bool:
+    """Whether the envelope's ``status`` was sent but is neither ``OK`` nor
+    ``ERROR`` (an unknown word, or a value the reader kept as a misfit); an
+    absent status leaves the judgement to the transaction's."""
+    if response.status is None:
+        return response.extra_fields.get("status") is not None
+    return str(response.status) not in ("OK", "ERROR")
+
+
 def _untrusted(
     request: PendingRequest, response: m.Message, problem: str
 ) -> TransactionOutcomeUnknownError:
@@ -539,6 +548,8 @@ def settle(request: PendingRequest, response: m.Message) -> m.Message:
     mismatch = _mismatch(request, transaction)
     if mismatch is not None:
         raise _untrusted(request, response, mismatch)
+    if _unreadable_envelope_status(response):
+        raise _untrusted(request, response, "has an envelope status that is neither OK nor ERROR")
     if response.is_error:
         error = server_error(response)
         if str(transaction.status) not in m.FAILED_STATUSES:

@@ -258,3 +258,49 @@ def test_without_a_journal_a_late_answer_for_another_identifier_keeps_it_unresol
         recorder.sent(again, None)
     recorder.late("t1", m.Transaction("tx-1", "CHARGE", "DECLINED", custom_identifier="order-1"))
     recorder.sent(again, None)  # its own final answer resolved it
+
+
+@pytest.mark.parametrize("status", ["FAILED", ["OK"], 0, "PENDING"])
+def test_an_unreadable_envelope_status_settles_no_transaction(status: object) -> None:
+    # 6.3: the outcome rests on the envelope's status as well as the
+    # transaction's; one that is present but neither OK nor ERROR (in any case)
+    # cannot be judged, so even an APPROVED transaction is outcome unknown.
+    import json
+
+    from payprotocol import codec
+    from payprotocol._requests import RequestTable, settle
+    from payprotocol.errors import TransactionOutcomeUnknownError
+
+    raw = {
+        "type": "EXECUTE_TRANSACTION_RESPONSE", "tag": "t1", "status": status,
+        "executeTransactionResponse": {"transaction": _APPROVED},
+    }  # fmt: skip
+    message = codec.decode_message(json.dumps(raw).encode())
+    request = RequestTable().new_request(
+        "t1", "EXECUTE_TRANSACTION_REQUEST", custom_identifier="order-1"
+    )
+    request.sent = True
+    with pytest.raises(TransactionOutcomeUnknownError) as caught:
+        settle(request, message)
+    assert caught.value.received == raw
+
+
+@pytest.mark.parametrize("status", ["OK", "ok", None])
+def test_a_readable_or_absent_envelope_status_leaves_the_transaction_to_judge(
+    status: object,
+) -> None:
+    import json
+
+    from payprotocol import codec
+    from payprotocol._requests import RequestTable, settle
+
+    raw = {
+        "type": "EXECUTE_TRANSACTION_RESPONSE", "tag": "t1", "status": status,
+        "executeTransactionResponse": {"transaction": _APPROVED},
+    }  # fmt: skip
+    message = codec.decode_message(json.dumps(raw).encode())
+    request = RequestTable().new_request(
+        "t1", "EXECUTE_TRANSACTION_REQUEST", custom_identifier="order-1"
+    )
+    request.sent = True
+    assert settle(request, message) is message
