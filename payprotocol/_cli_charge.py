@@ -86,23 +86,28 @@ class InteractiveCharge:
         self.finished = threading.Event()
         self.transaction: Optional[m.Transaction] = None
         self.failure: Optional[BaseException] = None
+        self.presses = 0  # Ctrl-C presses while the reader could not abort
 
     def run(self) -> Optional[m.Transaction]:
         """The final transaction; ``None`` when the user stopped waiting."""
         worker = threading.Thread(target=self._charge, name="payprotocol-charge", daemon=True)
         worker.start()
-        presses = 0
+        # A press is counted in the loop's body, never inside the except clause:
+        # a press that lands while the last one is being answered (its message
+        # printed, an abort sent) only adds to ``unhandled`` and is answered next.
+        unhandled = 0
         while not self.finished.is_set():
             try:
-                self.finished.wait(0.2)
-            except KeyboardInterrupt:
-                try:
-                    presses = self._interrupted(presses)
-                except KeyboardInterrupt:  # pressed again while the abort was being sent
-                    presses += 1
-                if presses >= _GIVE_UP_AFTER:
+                if unhandled:
+                    unhandled -= 1
+                    self._interrupted()
+                if self.presses >= _GIVE_UP_AFTER:
                     self.status.finish()
                     return None
+                if not unhandled:
+                    self.finished.wait(0.2)
+            except KeyboardInterrupt:
+                unhandled += 1
         self.status.finish()
         if self.failure is not None:
             raise self.failure
@@ -125,8 +130,10 @@ class InteractiveCharge:
         finally:
             self.finished.set()
 
-    def _interrupted(self, presses: int) -> int:
+    def _interrupted(self) -> None:
+        """One Ctrl-C: abort when the reader allows it, else count the press."""
         if self.abortable:
+            self.presses = 0
             self.status.print("Ctrl-C: asking the reader to abort...")
             try:
                 self.client.abort_transaction(self.device)
@@ -136,15 +143,14 @@ class InteractiveCharge:
                 self.status.print(f"The abort could not be sent ({exc}); still waiting.")
             else:
                 self.status.print("Abort accepted; waiting for the final result.")
-            return 0
-        presses += 1
-        left = _GIVE_UP_AFTER - presses
+            return
+        self.presses += 1  # first: a press during the message below still counts this one
+        left = _GIVE_UP_AFTER - self.presses
         if left > 0:
             self.status.print(
                 "The reader cannot abort at this step; waiting for the result "
                 f"(Ctrl-C {left} more time(s) to stop waiting: the outcome would be unknown)."
             )
-        return presses
 
     def _on_update(self, update: object) -> None:
         if isinstance(update, m.ExecuteTransactionUpdate):
