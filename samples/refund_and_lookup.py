@@ -17,35 +17,10 @@ import sys
 import uuid
 from decimal import Decimal
 
-from payprotocol import (
-    ActionType,
-    CreditDebit,
-    Device,
-    ExecuteTransactionAction,
-    PayClient,
-    ProviderMode,
-)
+# Every kind of question gets its own answer: plain_charge.py, beside this file.
+from plain_charge import answer
 
-
-def answer(client: PayClient, reader: Device, action: ExecuteTransactionAction) -> None:
-    """Answer the reader's question, each kind with its own answer (on the SDK's
-    callback thread; see plain_charge.py)."""
-    if action.action == ActionType.SIGNATURE:
-        print("  signature: the shopper signs the paper receipt")
-        client.submit_signature(reader, on_receipt=True)
-    elif action.action == ActionType.APPLICATION_SELECTION and action.application_selection:
-        first = action.application_selection.applications[0]
-        print(f"  application: {first.name or first.identifier}")
-        client.submit_application_selection(reader, first.identifier)
-    elif action.action == ActionType.CREDIT_DEBIT_SELECTION:
-        print("  credit or debit: DEBIT")
-        client.submit_credit_debit_selection(reader, CreditDebit.DEBIT)
-    elif action.action == ActionType.DCC_SELECTION:
-        print("  currency conversion offered: paying in the original currency")
-        client.submit_dcc_selection(reader, use_converted_amount=False)
-    else:  # a kind this program does not know: never guess an answer
-        print(f"  unknown action {action.action}: aborting")
-        client.abort_transaction(reader)
+from payprotocol import PayClient, ProviderMode
 
 
 def main() -> int:
