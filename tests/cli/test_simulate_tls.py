@@ -8,52 +8,25 @@ import json
 import subprocess
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import pytest
 
-from ..support.cli import ANSWERS, MERCHANT, SECRET, LineReader, cli_env, command, run_cli, stop
+from ..support.cli import ANSWERS, MERCHANT, SECRET, Simulate, run_cli
 
 pytestmark = pytest.mark.timeout(90)
 
 
-class SimulateTls:
+class SimulateTls(Simulate):
     """``payprotocol simulate --tls`` on free ports, with the URLs and CA it prints."""
 
     def __init__(self, *extra: str) -> None:
-        self.argv = command(
-            "simulate", "--tls", "--tcp-port", "0", "--ws-port", "0", "--step-delay", "0.01",
-            "--merchant", f"{MERCHANT}:{SECRET}", *extra,
-        )  # fmt: skip
-        self.process: Optional[subprocess.Popen[str]] = None
-        self.returncode: Optional[int] = None
+        super().__init__("--tls", "--merchant", f"{MERCHANT}:{SECRET}", *extra)
 
-    def __enter__(self) -> SimulateTls:
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            env=cli_env(),
-        )
-        try:
-            assert self.process.stdout is not None and self.process.stderr is not None
-            self.stdout = LineReader(self.process.stdout)
-            self.stderr = LineReader(self.process.stderr)
-            self.tls_url = self.stdout.wait_for(r"tls://127\.0\.0\.1:\d+").group(0)
-            self.wss_url = self.stdout.wait_for(r"wss://127\.0\.0\.1:\d+/\S*").group(0)
-            self.cafile = Path(self.stdout.wait_for(r"TLS CA: +(.+?) \(trust it").group(1))
-            self.stdout.wait_for(r"Ctrl-C to stop")
-        except BaseException:
-            stop(self.process)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.process is not None
-        self.returncode = stop(self.process)
+    def read_addresses(self) -> None:
+        self.tls_url = self.stdout.wait_for(r"tls://127\.0\.0\.1:\d+").group(0)
+        self.wss_url = self.stdout.wait_for(r"wss://127\.0\.0\.1:\d+/\S*").group(0)
+        self.cafile = Path(self.stdout.wait_for(r"TLS CA: +(.+?) \(trust it").group(1))
 
 
 @pytest.fixture(scope="module")

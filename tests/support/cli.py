@@ -195,13 +195,17 @@ class Simulate:
             assert self.process.stdout is not None and self.process.stderr is not None
             self.stdout = LineReader(self.process.stdout)
             self.stderr = LineReader(self.process.stderr)
-            self.tcp_url = self.stdout.wait_for(r"tcp://127\.0\.0\.1:\d+").group(0)
-            self.ws_url = self.stdout.wait_for(r"ws://127\.0\.0\.1:\d+/\S*").group(0)
+            self.read_addresses()
             self.stdout.wait_for(r"Ctrl-C to stop")
         except BaseException:
             stop(self.process)
             raise
         return self
+
+    def read_addresses(self) -> None:
+        """Take what the simulator prints it serves (a subclass reads more)."""
+        self.tcp_url = self.stdout.wait_for(r"tcp://127\.0\.0\.1:\d+").group(0)
+        self.ws_url = self.stdout.wait_for(r"ws://127\.0\.0\.1:\d+/\S*").group(0)
 
     def __exit__(self, *exc_info: object) -> None:
         assert self.process is not None
