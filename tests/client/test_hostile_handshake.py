@@ -10,10 +10,9 @@ import base64
 import contextlib
 import hashlib
 import socket
-import struct
 import threading
 import time
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List
 
 import pytest
 
@@ -25,6 +24,7 @@ from payprotocol import (
     RequestTimeoutError,
 )
 
+from ..support.messages import ws_frame as frame
 from ..support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -197,21 +197,6 @@ def test_close_cuts_a_reconnect_attempt_short(servers: Servers) -> None:
 
 
 # --- the WebSocket size cap, on each frame header ------------------------------------------
-
-
-def frame(
-    payload: bytes, *, opcode: int = 0x1, fin: bool = True, length: Optional[int] = None
-) -> bytes:
-    """A server frame (unmasked); ``length`` announces a size other than the payload's."""
-    size = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if size < 126:
-        head += bytes([size])
-    elif size < 1 << 16:
-        head += bytes([126]) + struct.pack(">H", size)
-    else:
-        head += bytes([127]) + struct.pack(">Q", size)
-    return head + payload
 
 
 def then(send: Callable[[socket.socket, RawServer], None]) -> Behaviour:

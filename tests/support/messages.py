@@ -1,10 +1,11 @@
 """Message builders shared by the tests: typed replies a scripted server sends
 (``reply``, ``execute_update``, ``execute_final``, ``transaction``) and raw wire
 dicts (``wire``) for what the typed models cannot express (wrong field types,
-unknown message types)."""
+unknown message types); ``ws_frame``, a raw WebSocket frame as a server sends it."""
 
 from __future__ import annotations
 
+import struct
 from decimal import Decimal
 from typing import Any, Dict, List, Optional
 
@@ -94,3 +95,19 @@ def final_transaction(messages: List[Dict[str, Any]]) -> Dict[str, Any]:
     assert response["status"] == "OK", response
     transaction: Dict[str, Any] = response["executeTransactionResponse"]["transaction"]
     return transaction
+
+
+def ws_frame(
+    payload: bytes, opcode: int = 0x1, *, fin: bool = True, length: Optional[int] = None
+) -> bytes:
+    """A server's WebSocket frame (unmasked, RFC 6455 5.2); ``length`` announces
+    a size other than the payload's."""
+    size = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if size < 126:
+        head += bytes([size])
+    elif size < 1 << 16:
+        head += bytes([126]) + struct.pack(">H", size)
+    else:
+        head += bytes([127]) + struct.pack(">Q", size)
+    return head + payload

@@ -6,9 +6,8 @@ threads inside the socket (the SSL object) at once."""
 
 from __future__ import annotations
 
-import struct
 import threading
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import pytest
 from hypothesis import given
@@ -17,21 +16,9 @@ from hypothesis import strategies as st
 from payprotocol import ProtocolViolationError
 from payprotocol._wsframes import BINARY, CLOSE, PING, PONG, TEXT, WsFrameDecoder
 
+from ..support.messages import ws_frame as frame
+
 pytestmark = pytest.mark.unit
-
-
-def frame(
-    payload: bytes, opcode: int = TEXT, *, fin: bool = True, length: Optional[int] = None
-) -> bytes:
-    size = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if size < 126:
-        head += bytes([size])
-    elif size < 1 << 16:
-        head += bytes([126]) + struct.pack(">H", size)
-    else:
-        head += bytes([127]) + struct.pack(">Q", size)
-    return head + payload
 
 
 def feed_all(decoder: WsFrameDecoder, chunks: List[bytes]) -> List[Tuple[int, bytes]]:
