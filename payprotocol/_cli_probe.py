@@ -18,37 +18,16 @@ Only ``tcp://`` and ``ws://`` are checked (TLS would need its own handshake).
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-__all__ = ["SchemeCheck", "answers_http"]
+from ._sockets import answers_http
+
+__all__ = ["SchemeCheck"]
 
 _ASK_AFTER = 3.0  # s without a login answer before a tcp:// port is asked
-_PROBE_TIMEOUT = 2.0
-
-
-def answers_http(host: str, port: int, timeout: float = _PROBE_TIMEOUT) -> Optional[bool]:
-    """True when ``host:port`` answers an HTTP request with an HTTP status line,
-    False when it answers something else or closes without a word, ``None`` when
-    it cannot be reached or stays silent for ``timeout`` s."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            head = b""
-            while len(head) < 5:
-                chunk = sock.recv(5 - len(head))
-                if not chunk:
-                    break
-                head += chunk
-    except socket.timeout:
-        return None
-    except ConnectionResetError:
-        return False  # it hung up on an HTTP request: not an HTTP server
-    except OSError:
-        return None
-    return head == b"HTTP/"
+_PROBE_TIMEOUT = 2.0  # answers_http's own bound
 
 
 class SchemeCheck:

@@ -21,6 +21,10 @@ call a short non-blocking one under one lock; threads wait for readiness with
 as it likes while callers write, and no two threads are ever inside OpenSSL
 for the same connection. Plain sockets go through the same code (used by
 WebSocket, whose reader needs timed waits for the keepalive).
+
+Also here, so the CLI opens no socket of its own: :func:`answers_http`, the
+bounded probe by which :mod:`._cli_probe` tells a WebSocket port from a
+framed-TCP one.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from .errors import ConnectionLostError
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["ConnectAttempt", "ConnectCancel", "Stream"]
+__all__ = ["ConnectAttempt", "ConnectCancel", "Stream", "answers_http"]
 
 _RECV_SIZE = 65536
 #: The reader re-tries a read after this long even when poll saw nothing: a
@@ -293,3 +297,25 @@ class Stream:
         with self._lock:  # never while another thread is inside an SSL call
             self.sock.close()
 
+
+def answers_http(host: str, port: int, timeout: float = 2.0) -> Optional[bool]:
+    """True when ``host:port`` answers an HTTP request with an HTTP status line,
+    False when it answers something else or closes without a word, ``None`` when
+    it cannot be reached or stays silent for ``timeout`` s (the CLI's scheme
+    check, :mod:`._cli_probe`)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            head = b""
+            while len(head) < 5:
+                chunk = sock.recv(5 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return False  # it hung up on an HTTP request: not an HTTP server
+    except OSError:
+        return None
+    return head == b"HTTP/"
