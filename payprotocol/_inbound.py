@@ -31,7 +31,8 @@ from . import models as m
 from ._dispatch import Dispatcher, Job, Subscribers
 from ._ratelimit import RateLimitedLog
 from ._recorder import NullRecorder
-from ._requests import PendingRequest, RequestTable, Route, server_error, transaction_of
+from ._requests import PendingRequest, RequestTable, Route, transaction_of
+from ._settle import server_error
 from .codec import raw_message, redacted_text
 from .errors import PayProtocolError, ProtocolViolationError
 

@@ -33,6 +33,7 @@ import attrs
 
 from . import models as m
 from ._requests import PendingRequest, transaction_of
+from ._settle import contradiction
 from .errors import (
     CustomIdentifierInUseError,
     PayProtocolError,
@@ -142,8 +143,9 @@ class NullRecorder:
         is for another custom identifier: not this request's answer)."""
         with self._lock:
             wanted = self._unresolved.get(tag)
-        other = transaction.custom_identifier
-        if wanted is not None and other is not None and other != wanted:
+        if contradiction(
+            transaction, custom_identifier=wanted, currency=None, transaction_type=None
+        ):
             return
         if m.is_final_status(str(transaction.status)):
             self._forget(tag)
@@ -293,25 +295,28 @@ def _amount_may_change(
     return any("dcc" in key.lower() for key in found.extra_fields)
 
 
-def _mismatch(
-    pending: Union[PendingOutcome, JournalEntry], found: m.Transaction
-) -> Optional[str]:
+def _mismatch(pending: Union[PendingOutcome, JournalEntry], found: m.Transaction) -> Optional[str]:
     """Why ``found`` is not the transaction ``pending`` asked for, or None.
 
     Checked wherever both sides say: the custom identifier, the type, the
-    currency, and the amount where nothing could change it (an execute
-    without a tip, total or DCC step; a partial refund or capture); for an
-    amend, the referenced transaction."""
+    currency (by :func:`~payprotocol._settle.contradiction`, as settle()
+    judges a final response), and the amount where nothing could change it
+    (an execute without a tip, total or DCC step; a partial refund or
+    capture); for an amend, the referenced transaction."""
     asked = pending.parameters.get("transactionParameters")
     if not isinstance(asked, dict):
         asked = {}
-    # An unknown type name is information, not a contradiction (as in settle()).
-    kind = found.type if str(found.type) in _KNOWN_TYPES else None
-    checks: List[Tuple[str, Any, Any]] = [
-        ("custom identifier", pending.custom_identifier, found.custom_identifier),
-        ("type", asked.get("type"), kind),
-        ("currency", asked.get("currency"), found.currency),
-    ]
+    # The identifier, currency and type: the rule settle() applies (6.3).
+    contradicted = contradiction(
+        found,
+        custom_identifier=pending.custom_identifier,
+        currency=asked.get("currency"),
+        transaction_type=asked.get("type"),
+    )
+    if contradicted is not None:
+        name, wanted, got = contradicted
+        return f"transaction {found.transaction_identifier} has {name} {got}, not {wanted}"
+    checks: List[Tuple[str, Any, Any]] = []
     if pending.message_type == "EXECUTE_TRANSACTION_REQUEST":
         if not _amount_may_change(pending, asked, found):
             checks.append(("amount", asked.get("amount"), found.amount))
@@ -321,15 +326,10 @@ def _mismatch(
         if str(asked.get("type")) in ("REFUND", "CAPTURE"):
             checks.append(("amount", asked.get("amount"), found.amount))
     for name, wanted, got in checks:
-        if name == "currency" and isinstance(wanted, str) and isinstance(got, str):
-            # As the charge itself judges it (6.2): "eur" is the EUR asked for.
-            wanted, got = wanted.strip().upper(), got.strip().upper()
         if wanted is not None and got is not None and not _same(wanted, got):
             return f"transaction {found.transaction_identifier} has {name} {got}, not {wanted}"
     return None
 
-
-_KNOWN_TYPES = frozenset(str(kind) for kind in m.TransactionType)
 
 _RESULT_OF_WRITE = {"settled": "found", "pending": "still_pending", "conflict": "conflict"}
 

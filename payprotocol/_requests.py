@@ -1,4 +1,4 @@
-"""The request table and the money rules: no sockets, no threads of its own.
+"""The request table and pure routing: no sockets, no threads of its own.
 
 Strategy: every request in flight is a :class:`PendingRequest` in one
 :class:`RequestTable` keyed by its tag. Everything the client decides about a
@@ -15,12 +15,10 @@ can be unit-tested with an injected clock and no I/O:
 * :meth:`RequestTable.await_outcome` blocks on the request's own latch under a
   sliding deadline: each update or action re-arms the idle limit, under an
   absolute cap (architecture rule 6).
-* :func:`settle` turns a final response into what the caller gets: the
-  response, a :class:`ServerError`, or :class:`TransactionOutcomeUnknownError`
-  when the response does not prove the money's fate (6.3: money is judged,
-  never guessed; the untrusted response is kept as received);
-  :func:`failure_for` does the same for a request that ended without a
-  response.
+* the money rules (:func:`~payprotocol._settle.settle` and friends) live
+  in :mod:`._settle`; :meth:`RequestTable.await_outcome` raises what
+  :func:`~payprotocol._settle.failure_for` says for a request that ended
+  without a response.
 
 The per-request latch is one bare ``threading.Lock`` held until the outcome is
 in: cheaper than ``threading.Event`` (no Condition, no second wake-up), and it
@@ -41,16 +39,9 @@ from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 import attrs
 
 from . import models as m
-from .codec import message_to_wire
-from .errors import (
-    ConnectionLostError,
-    PayProtocolError,
-    ProtocolViolationError,
-    RequestTimeoutError,
-    ServerError,
-    TransactionOutcomeUnknownError,
-)
-from .naming import data_key, response_type
+from ._settle import expected_of, failure_for
+from .errors import ProtocolViolationError, RequestTimeoutError
+from .naming import response_type
 
 __all__ = [
     "TRANSACTION_TYPES",
@@ -61,11 +52,6 @@ __all__ = [
     "TagSource",
     "custom_identifier_of",
     "data_of",
-    "expected_of",
-    "failure_for",
-    "outcome_unknown",
-    "server_error",
-    "settle",
     "transaction_in",
     "transaction_of",
     "wait_limits",
@@ -383,189 +369,6 @@ def _timeout_text(request: PendingRequest, now: float, idle: float, cap: float) 
     return f"no response to {request.request_type} within {idle:.1f} s (waited {waited:.1f} s)"
 
 
-def failure_for(request: PendingRequest) -> PayProtocolError:
-    """The exception for a request that ended without a response.
-
-    A transaction that was sent may have moved money: outcome unknown, with the
-    failure as its cause. One connection failure ends many waits, so each gets
-    its own exception object (a shared one would mix their tracebacks)."""
-    failure = request.failure
-    assert failure is not None
-    if request.is_transaction and request.sent:
-        return outcome_unknown(request, failure, received=request.received)
-    if isinstance(failure, ProtocolViolationError):
-        violation = ProtocolViolationError(
-            str(failure),
-            raw=failure.raw,
-            broken_stream=failure.broken_stream,
-            payload=failure.payload,
-        )
-        violation.__cause__ = failure.__cause__
-        return violation
-    if isinstance(failure, ConnectionLostError):
-        copy = type(failure)(str(failure))
-        copy.__cause__ = failure.__cause__
-        return copy
-    if isinstance(failure, PayProtocolError):
-        return failure
-    return ConnectionLostError(f"{request.request_type} failed: {failure!r}")
-
-
-def server_error(response: m.Message) -> ServerError:
-    """The :class:`ServerError` that an ``ERROR`` response stands for."""
-    error = response.error
-    error_type = getattr(error, "type", None)  # an error object without type is still an error
-    return ServerError(
-        "UNKNOWN" if error_type is None or error_type == "" else str(error_type),
-        (error.message if error else None) or "the server reported an error",
-        error.developer_message if error else None,
-        response,
-    )
-
-
-def outcome_unknown(
-    request: PendingRequest,
-    cause: BaseException,
-    *,
-    received: Optional[Dict[str, Any]] = None,
-) -> TransactionOutcomeUnknownError:
-    """The money may have moved, and this request can no longer tell.
-    ``received`` is the untrusted final response as received, if one came."""
-    unknown = TransactionOutcomeUnknownError(
-        f"{request.request_type} was sent but its outcome is unknown ({cause}); "
-        f"look it up by custom identifier {request.custom_identifier!r} "
-        "instead of charging again",
-        tag=request.tag,
-        resource=request.resource,
-        custom_identifier=request.custom_identifier,
-        received=received,
-    )
-    unknown.__cause__ = cause
-    return unknown
-
-
-def _received(request: PendingRequest, response: m.Message) -> Dict[str, Any]:
-    """The response's JSON object as it arrived (re-encoded from the decoded
-    message only when the reader did not keep it, as in unit tests)."""
-    if request.received is not None and request.response is response:
-        return request.received
-    return message_to_wire(response)
-
-
-def _unreadable_envelope_status(response: m.Message) -> bool:
-    """Whether the envelope's ``status`` was sent but is neither ``OK`` nor
-    ``ERROR`` (an unknown word, or a value the reader kept as a misfit); an
-    absent status leaves the judgement to the transaction's."""
-    if response.status is None:
-        return response.extra_fields.get("status") is not None
-    return str(response.status) not in ("OK", "ERROR")
-
-
-def _untrusted(
-    request: PendingRequest, response: m.Message, problem: str
-) -> TransactionOutcomeUnknownError:
-    return outcome_unknown(
-        request,
-        ProtocolViolationError(f"{response.type} (tag {response.tag}) {problem}"),
-        received=_received(request, response),
-    )
-
-
-def _same_text(left: Any, right: Any) -> bool:
-    return str(left).strip().upper() == str(right).strip().upper()
-
-
-def _mismatch(request: PendingRequest, transaction: m.Transaction) -> Optional[str]:
-    """Why a final response's transaction is not this request's outcome, or
-    ``None``. Only what both sides say readably is compared: the custom
-    identifier exactly, the currency without regard to case, and the type when
-    the response's is one this version knows (an unknown type name is
-    information, not a contradiction). The amount is not compared: a tip or
-    total step or a currency conversion may change it."""
-    wanted, custom = request.custom_identifier, transaction.custom_identifier
-    if wanted is not None and custom is not None and custom != wanted:
-        return f"is for custom identifier {custom!r}, not this request's {wanted!r}"
-    currency = transaction.currency
-    if (
-        request.currency is not None
-        and currency is not None
-        and not _same_text(currency, request.currency)
-    ):
-        return f"is in currency {currency!r}, not this request's {request.currency!r}"
-    kind = transaction.type
-    if (
-        request.transaction_type is not None
-        and isinstance(kind, m.TransactionType)
-        and not _same_text(kind, request.transaction_type)
-    ):
-        return f"is a {kind}, not this request's {request.transaction_type}"
-    return None
-
-
-def _unreadable_transaction(response: m.Message) -> bool:
-    """Whether the response carried a transaction (or its data object) that
-    the tolerant reader could not read and kept as received instead."""
-    kept = getattr(response.data, "extra_fields", None)
-    if isinstance(kept, dict) and kept.get("transaction") is not None:
-        return True
-    return response.extra_fields.get(data_key(response.type)) is not None
-
-
-def settle(request: PendingRequest, response: m.Message) -> m.Message:
-    """Judge a final response: return it, or raise what it means for the money
-    (p3-protocol.md 6.3: money is judged, never guessed).
-
-    * a plain request: an ``ERROR`` response is a :class:`ServerError`;
-    * a transaction (execute or amend) is judged by the transaction it holds:
-      without one, an ``ERROR`` means the request was refused before any
-      transaction existed (:class:`ServerError`), and an ``OK`` proves nothing
-      (outcome unknown); one that was sent but could not be read (kept as
-      received) is outcome unknown either way. With one whose custom identifier, currency or type
-      contradicts the request's, it is not this request's outcome (outcome
-      unknown). Otherwise an ``ERROR`` is a :class:`ServerError` only when the
-      status says no money moved (``DECLINED``, ``ABORTED``, ``ERROR``), else
-      the outcome is unknown; an ``OK`` is returned only when the status is
-      final (``APPROVED``, ``ACCEPTED``, ``DECLINED``, ``ABORTED``,
-      ``ERROR``): a missing, unreadable or non-final status (``PENDING``,
-      ``INITIALIZED``, ``INCONCLUSIVE``, a value this version does not know)
-      settles nothing, outcome unknown.
-
-    Every outcome-unknown raised here carries the response as received
-    (:attr:`TransactionOutcomeUnknownError.received`).
-    """
-    if not request.is_transaction:
-        if response.is_error:
-            raise server_error(response)
-        return response
-    transaction = getattr(response.data, "transaction", None)
-    if not isinstance(transaction, m.Transaction):
-        if _unreadable_transaction(response):
-            # It was there but did not fit: its status is unreadable (6.3).
-            raise _untrusted(request, response, "holds a transaction that could not be read")
-        if response.is_error:
-            raise server_error(response)
-        raise _untrusted(request, response, "holds no transaction")
-    mismatch = _mismatch(request, transaction)
-    if mismatch is not None:
-        raise _untrusted(request, response, mismatch)
-    if _unreadable_envelope_status(response):
-        raise _untrusted(request, response, "has an envelope status that is neither OK nor ERROR")
-    if response.is_error:
-        error = server_error(response)
-        if str(transaction.status) not in m.FAILED_STATUSES:
-            raise outcome_unknown(request, error, received=_received(request, response))
-        raise error
-    if not m.is_final_status(transaction.status):
-        status = transaction.status
-        problem = (
-            "holds a transaction without a readable status"
-            if status is None
-            else f"holds a transaction whose status {str(status)!r} is not final"
-        )
-        raise _untrusted(request, response, problem)
-    return response
-
-
 def wait_limits(
     request: PendingRequest,
     timeout: Optional[float],
@@ -583,24 +386,6 @@ def wait_limits(
         return idle, request.created + transaction_max_duration
     idle = plain_timeout if timeout is None else timeout
     return idle, request.created + idle
-
-
-def expected_of(data: Any) -> Tuple[Optional[str], Optional[str]]:
-    """The currency and transaction type a transaction request's data object
-    (a model or a raw wire dict) asks for; ``None`` for what it does not say."""
-    if isinstance(data, (m.ExecuteTransactionRequest, m.AmendTransactionRequest)):
-        parameters: Any = data.transaction_parameters
-        kind = parameters.type
-        return parameters.currency, None if kind is None else str(kind)
-    if isinstance(data, dict):
-        found = data.get("transactionParameters")
-        if isinstance(found, dict):
-            currency, kind = found.get("currency"), found.get("type")
-            return (
-                currency if isinstance(currency, str) else None,
-                kind if isinstance(kind, str) else None,
-            )
-    return None, None
 
 
 def custom_identifier_of(data: Any) -> Optional[str]:

@@ -41,11 +41,11 @@ from ._requests import (
     RequestTable,
     TagSource,
     data_of,
-    settle,
     transaction_in,
     wait_limits,
     with_custom_identifier,
 )
+from ._settle import settle
 from .errors import (
     CallbackDeadlockError,
     ConnectionLostError,

@@ -41,7 +41,8 @@ from payprotocol._connection import Connection
 from payprotocol._dispatch import Dispatcher, Subscribers
 from payprotocol._inbound import Inbound
 from payprotocol._recorder import NullRecorder
-from payprotocol._requests import RequestTable, settle
+from payprotocol._requests import RequestTable
+from payprotocol._settle import settle
 from payprotocol.codec import dumps, parse_message
 from payprotocol.simulator import FaultPlan, Simulator, SimulatorConfig
 from payprotocol.simulator.faults import mutate

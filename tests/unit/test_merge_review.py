@@ -141,7 +141,8 @@ def test_an_error_whose_transaction_could_not_be_read_is_outcome_unknown(data: o
     import json
 
     from payprotocol import codec
-    from payprotocol._requests import RequestTable, settle
+    from payprotocol._requests import RequestTable
+    from payprotocol._settle import settle
     from payprotocol.errors import TransactionOutcomeUnknownError
 
     raw = {
@@ -160,7 +161,8 @@ def test_an_error_whose_transaction_could_not_be_read_is_outcome_unknown(data: o
 
 
 def test_an_error_without_any_transaction_is_still_a_refusal() -> None:
-    from payprotocol._requests import RequestTable, settle
+    from payprotocol._requests import RequestTable
+    from payprotocol._settle import settle
     from payprotocol.errors import ServerError
 
     message = m.Message(
@@ -190,7 +192,8 @@ def test_a_readable_approval_nested_too_deeply_to_store_still_settles_the_journa
     # that (nor raise RecursionError to a caller whose card was charged).
     from payprotocol import codec
     from payprotocol._recorder import recover
-    from payprotocol._requests import RequestTable, settle
+    from payprotocol._requests import RequestTable
+    from payprotocol._settle import settle
 
     journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
     message = codec.decode_parsed(codec.parse_message(_deep_approved(600)))
@@ -268,7 +271,8 @@ def test_an_unreadable_envelope_status_settles_no_transaction(status: object) ->
     import json
 
     from payprotocol import codec
-    from payprotocol._requests import RequestTable, settle
+    from payprotocol._requests import RequestTable
+    from payprotocol._settle import settle
     from payprotocol.errors import TransactionOutcomeUnknownError
 
     raw = {
@@ -292,7 +296,8 @@ def test_a_readable_or_absent_envelope_status_leaves_the_transaction_to_judge(
     import json
 
     from payprotocol import codec
-    from payprotocol._requests import RequestTable, settle
+    from payprotocol._requests import RequestTable
+    from payprotocol._settle import settle
 
     raw = {
         "type": "EXECUTE_TRANSACTION_RESPONSE", "tag": "t1", "status": status,

@@ -18,10 +18,9 @@ from payprotocol._requests import (
     Route,
     TagSource,
     custom_identifier_of,
-    failure_for,
-    settle,
     wait_limits,
 )
+from payprotocol._settle import failure_for, settle
 from payprotocol.errors import (
     ConnectionLostError,
     ProtocolViolationError,
@@ -586,7 +585,7 @@ def test_an_error_object_without_type_is_an_unknown_error_type(table: RequestTab
 
 
 def test_the_expected_currency_and_type_come_from_models_and_raw_dicts() -> None:
-    from payprotocol._requests import expected_of
+    from payprotocol._settle import expected_of
 
     parameters = m.TransactionParameters("CHARGE", 1, "EUR", True)
     assert expected_of(m.ExecuteTransactionRequest(parameters)) == ("EUR", "CHARGE")
