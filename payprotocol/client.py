@@ -29,6 +29,7 @@ import attrs
 
 from . import codec
 from . import models as m
+from ._amends import Amends
 from ._answers import DeviceRef, ReaderAnswers, resource_of
 from ._dispatch import Dispatcher, ErrorHook, Subscribers
 from ._inbound import ActionCallback, Inbound, LateResultCallback, UpdateCallback
@@ -75,7 +76,7 @@ logger = logging.getLogger("payprotocol")
 _CALLBACK_DRAIN_TIMEOUT = 1.0
 
 
-class PayClient(ReaderAnswers):
+class PayClient(Amends, ReaderAnswers):
     """A synchronous client of one PayServer connection.
 
     ``url`` is ``tcp://host:port``, ``tls://host:port``, ``ws://host:port/path`` or
@@ -386,122 +387,6 @@ class PayClient(ReaderAnswers):
             allow_identifier_reuse=allow_identifier_reuse,
         )
         return transaction_in(response)
-
-    def refund(
-        self,
-        transaction_identifier: str,
-        *,
-        amount: Optional[Amount] = None,
-        currency: Optional[str] = None,
-        subject: Optional[str] = None,
-        custom_identifier: Optional[str] = None,
-        metadata: Optional[Dict[str, Any]] = None,
-        on_update: Optional[UpdateCallback] = None,
-        timeout: Optional[float] = None,
-        allow_identifier_reuse: bool = False,
-    ) -> m.Transaction:
-        """Refund a charge, fully or (with ``amount`` and ``currency``) partly
-        (``AMEND_TRANSACTION_REQUEST`` of type ``REFUND``)."""
-        return self._amend(
-            m.TransactionType.REFUND,
-            transaction_identifier,
-            amount,
-            currency,
-            subject=subject,
-            custom_identifier=custom_identifier,
-            metadata=metadata,
-            on_update=on_update,
-            timeout=timeout,
-            allow_identifier_reuse=allow_identifier_reuse,
-        )
-
-    def capture(
-        self,
-        transaction_identifier: str,
-        *,
-        amount: Optional[Amount] = None,
-        currency: Optional[str] = None,
-        subject: Optional[str] = None,
-        custom_identifier: Optional[str] = None,
-        metadata: Optional[Dict[str, Any]] = None,
-        on_update: Optional[UpdateCallback] = None,
-        timeout: Optional[float] = None,
-        allow_identifier_reuse: bool = False,
-    ) -> m.Transaction:
-        """Capture a pre-authorisation, fully or partly
-        (``AMEND_TRANSACTION_REQUEST`` of type ``CAPTURE``)."""
-        return self._amend(
-            m.TransactionType.CAPTURE,
-            transaction_identifier,
-            amount,
-            currency,
-            subject=subject,
-            custom_identifier=custom_identifier,
-            metadata=metadata,
-            on_update=on_update,
-            timeout=timeout,
-            allow_identifier_reuse=allow_identifier_reuse,
-        )
-
-    def _amend(
-        self,
-        kind: m.TransactionType,
-        transaction_identifier: str,
-        amount: Optional[Amount],
-        currency: Optional[str],
-        *,
-        subject: Optional[str],
-        custom_identifier: Optional[str],
-        metadata: Optional[Dict[str, Any]],
-        on_update: Optional[UpdateCallback],
-        timeout: Optional[float],
-        allow_identifier_reuse: bool,
-    ) -> m.Transaction:
-        """A refund or capture: an amend of an earlier transaction by amount."""
-        parameters = m.AmendParameters(
-            kind,
-            transaction_identifier,
-            amount=optional_exact(amount),
-            currency=currency,
-            subject=subject,
-            custom_identifier=custom_identifier,
-            metadata=metadata,
-        )
-        return self.amend_transaction(
-            parameters,
-            on_update=on_update,
-            timeout=timeout,
-            allow_identifier_reuse=allow_identifier_reuse,
-        )
-
-    def tip_adjust(
-        self,
-        transaction_identifier: str,
-        tip_amount: Amount,
-        currency: str,
-        *,
-        subject: Optional[str] = None,
-        custom_identifier: Optional[str] = None,
-        on_update: Optional[UpdateCallback] = None,
-        timeout: Optional[float] = None,
-        allow_identifier_reuse: bool = False,
-    ) -> m.Transaction:
-        """Add a tip to a charge (``AMEND_TRANSACTION_REQUEST`` of type
-        ``TIP_ADJUST`` with ``includedTipAmount``)."""
-        parameters = m.AmendParameters(
-            m.TransactionType.TIP_ADJUST,
-            transaction_identifier,
-            currency=currency,
-            subject=subject,
-            custom_identifier=custom_identifier,
-            included_tip_amount=exact(tip_amount, "tip_amount"),
-        )
-        return self.amend_transaction(
-            parameters,
-            on_update=on_update,
-            timeout=timeout,
-            allow_identifier_reuse=allow_identifier_reuse,
-        )
 
     def get_transaction(
         self,
