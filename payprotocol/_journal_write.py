@@ -3,7 +3,8 @@
 
 Strategy: :func:`apply_outcome` is the one place that decides what an outcome
 does to a row (settle it, keep it pending, mark a conflict, or change
-nothing), inside the caller's write transaction; :func:`finish` ends a
+nothing), inside the caller's write transaction; :func:`add_owner` registers
+an owner (its OS lock taken first, see ``_owners.py``); :func:`finish` ends a
 journal's session (its owners and this machine's dead sessions removed, then
 the connection closed), so that a dead session in a file without its ``-wal``
 can only mean an unclean stop whose WAL was lost.
@@ -12,6 +13,7 @@ can only mean an unclean stop whose WAL was lost.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import sqlite3
 import threading
@@ -22,7 +24,7 @@ from ._journal_rows import SETTLING_STATUSES, JournalError, format_time, now, to
 from ._owners import OwnerLock, is_alive
 from .codec import to_wire
 
-__all__ = ["apply_outcome", "dead_sessions", "finish", "host", "stored_json"]
+__all__ = ["add_owner", "apply_outcome", "dead_sessions", "finish", "host", "stored_json"]
 
 _log = logging.getLogger("payprotocol.journal")
 
@@ -36,6 +38,21 @@ def dead_sessions(connection: sqlite3.Connection, locks: Optional[str]) -> List[
     rows = connection.execute("SELECT owner, host FROM owners WHERE kind = 'journal'").fetchall()
     here = host()
     return [owner for owner, where in rows if where == here and not is_alive(locks, owner)]
+
+
+def add_owner(
+    db: sqlite3.Connection, locks: Optional[str], owners: Dict[str, OwnerLock], kind: str
+) -> str:
+    """Register a new owner of ``kind`` (``"client"`` or ``"journal"``): its
+    lock is put in ``owners`` and its row written; returns its id."""
+    # The lock is taken before the id is written anywhere (see _owners.py).
+    owner_lock = OwnerLock(locks)
+    owners[owner_lock.owner] = owner_lock
+    db.execute(
+        "INSERT INTO owners (owner, host, pid, kind, started_at) VALUES (?, ?, ?, ?, ?)",
+        (owner_lock.owner, host(), os.getpid(), kind, format_time(now())),
+    )
+    return owner_lock.owner
 
 
 def finish(

@@ -17,7 +17,8 @@ Strategy:
   client that wrote it, alive while it holds an OS lock (``_owners.py``);
 * wire JSON (exact ``Decimal``), redacted before it reaches the disk; the
   schema in ``_journal_rows.py``, the outcome rules (settle, keep pending,
-  conflict) in ``_journal_write.py``;
+  conflict) in ``_journal_write.py``, opening and migrating the file in
+  ``_journal_open.py``;
 * one ``sqlite3`` connection per :class:`Journal`, shared by every thread under
   one lock; WAL mode, so other processes can read while a POS writes;
 * ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version``
@@ -42,22 +43,21 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 import attrs
 
 from . import models as m
+from ._journal_open import check_file, connect, open_session
 from ._journal_rows import (
-    APPLICATION_ID,
     SCHEMA_VERSION,
     JournalEntry,
     JournalError,
     PendingOutcome,
     format_time,
     from_json,
-    migrate,
     now,
     parse_time,
     reuse_refusal,
     status_text,
     to_json,
 )
-from ._journal_write import apply_outcome, dead_sessions, finish, host, stored_json
+from ._journal_write import add_owner, apply_outcome, finish, host, stored_json
 from ._owners import OwnerLock, is_alive, lock_directory
 from .codec import from_wire, to_wire
 
@@ -117,32 +117,17 @@ class Journal:
         self._lock = threading.Lock()
         self._owners: Dict[str, OwnerLock] = {}
         self._locks = lock_directory(self._path)
-        fresh = wal_missing = False
-        if self._locks is not None:
-            try:
-                fresh = os.path.getsize(self._path) == 0
-            except FileNotFoundError:
-                fresh = True
-            except OSError as exc:
-                raise JournalError(f"cannot open journal {self._path!r}: {exc}") from exc
-            if fresh and not create:
-                raise JournalError(
-                    f"journal {self._path!r} is missing or empty, but it must exist "
-                    "(its pending rows would be lost without a word): restore it from "
-                    "a backup, or create a new journal deliberately"
-                )
-            wal_missing = not os.path.exists(self._path + "-wal")
-        try:
-            # isolation_level=None: autocommit; writes of several statements
-            # use explicit transactions.
-            connection = sqlite3.connect(
-                self._path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open journal {self._path!r}: {exc}") from exc
+        fresh, wal_missing = check_file(self._path, self._locks, create)
+        connection = connect(self._path, timeout)
         self._connection: Optional[sqlite3.Connection] = connection
         try:
-            self._session = self._open(connection, wal_missing and not accept_missing_wal)
+            self._session = open_session(
+                connection,
+                self._path,
+                self._locks,
+                self._owners,
+                wal_missing and not accept_missing_wal,
+            )
         except BaseException:
             self._connection = None
             for owner_lock in self._owners.values():
@@ -154,85 +139,6 @@ class Journal:
         )
         if fresh:
             _log.warning("created a new, empty journal file %s", os.path.abspath(self._path))
-
-    # -- opening and migration --
-
-    def _open(self, connection: sqlite3.Connection, check_wal: bool) -> str:
-        try:
-            # Read-only checks first: never switch a foreign database to WAL.
-            self._check_identity(connection, write=False)
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            wal = str(mode).lower() == "wal"
-            if not wal and self._locks is not None:
-                # e.g. a file system without shared memory; FULL is still
-                # durable with a rollback journal, only readers block writers.
-                _log.warning("journal %r runs in %s mode, not WAL", self._path, mode)
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("BEGIN IMMEDIATE")  # one opener migrates at a time
-            try:
-                self._check_identity(connection, write=True)
-                dead = dead_sessions(connection, self._locks)
-                if dead and check_wal and wal:
-                    raise JournalError(
-                        f"journal {self._path!r} was not closed cleanly and its -wal file "
-                        "is missing (deleted, or the file was copied without it): the "
-                        "newest rows, pending payments among them, may be lost. Restore "
-                        "the -wal file beside it, or open it with accept_missing_wal=True "
-                        "once you have reconciled with the PayServer"
-                    )
-                for owner in dead:
-                    connection.execute("DELETE FROM owners WHERE owner = ?", (owner,))
-                session = self._add_owner(connection, "journal")
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            if wal:
-                # The session row reaches the main file, so a later copy of the
-                # file without its -wal still shows an open session.
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            return session
-        except sqlite3.Error as exc:
-            raise JournalError(
-                f"{self._path!r} is not a usable payprotocol journal "
-                f"(corrupt, not an SQLite file, or locked): {exc}"
-            ) from exc
-        except OSError as exc:
-            raise JournalError(f"journal {self._path!r}: cannot lock an owner: {exc}") from exc
-
-    def _check_identity(self, connection: sqlite3.Connection, *, write: bool) -> None:
-        """Refuse foreign or newer files; with ``write``, create or migrate."""
-        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
-        if application_id == 0 and version == 0 and not has_tables:
-            if write:
-                connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                migrate(connection.execute, 0)
-            return
-        if application_id != APPLICATION_ID:
-            raise JournalError(
-                f"{self._path!r} is an SQLite database but not a payprotocol journal "
-                f"(application_id {application_id:#x}); refusing to touch it"
-            )
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self._path!r} has schema version {version}, written by a newer "
-                f"payprotocol; this version understands up to {SCHEMA_VERSION}"
-            )
-        if write and version < SCHEMA_VERSION:
-            migrate(connection.execute, version)
-
-    def _add_owner(self, db: sqlite3.Connection, kind: str) -> str:
-        # The lock is taken before the id is written anywhere (see _owners.py).
-        owner_lock = OwnerLock(self._locks)
-        self._owners[owner_lock.owner] = owner_lock
-        db.execute(
-            "INSERT INTO owners (owner, host, pid, kind, started_at) VALUES (?, ?, ?, ?, ?)",
-            (owner_lock.owner, host(), os.getpid(), kind, format_time(now())),
-        )
-        return owner_lock.owner
 
     # -- plumbing --
 
@@ -293,7 +199,7 @@ class Journal:
         until this process ends; see :meth:`owner_alive`."""
         try:
             with self._guard() as db:
-                return self._add_owner(db, "client")
+                return add_owner(db, self._locks, self._owners, "client")
         except OSError as exc:
             raise JournalError(f"journal {self._path!r}: cannot lock an owner: {exc}") from exc
 
