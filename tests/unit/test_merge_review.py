@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
@@ -34,6 +35,26 @@ def _journal_with_unknown_charge(path: Path) -> Journal:
     return journal
 
 
+def _recovered_with(journal: Journal, found: m.Transaction) -> Any:
+    """The one result of ``recover()`` when the server answers ``found``."""
+    from payprotocol._recorder import recover
+
+    [result] = recover(
+        journal, lambda custom: found, in_flight=lambda tag: False, owner=journal.owner
+    )
+    return result
+
+
+def _found(**changes: Any) -> m.Transaction:
+    """The server's answer for order-1: approved, 10.00 EUR, unless changed."""
+    fields: Dict[str, Any] = dict(
+        transaction_identifier="tx-9", type="CHARGE", status="APPROVED",
+        amount=Decimal("10.00"), currency="EUR", custom_identifier="order-1",
+    )  # fmt: skip
+    fields.update(changes)
+    return m.Transaction(**fields)
+
+
 @pytest.mark.parametrize(
     "changes",
     [{"custom_identifier": "order-2"}, {"currency": "USD"}, {"type": "REFUND"}],
@@ -43,16 +64,7 @@ def test_a_late_answer_that_is_not_the_requests_never_settles_its_row(
 ) -> None:
     journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
     recorder = JournalRecorder(journal, owned=True)
-    fields = dict(
-        transaction_identifier="tx-9",
-        type="CHARGE",
-        status="DECLINED",
-        amount=Decimal("10.00"),
-        currency="EUR",
-        custom_identifier="order-1",
-    )
-    fields.update(changes)
-    recorder.late("t1", m.Transaction(**fields))  # type: ignore[arg-type]
+    recorder.late("t1", _found(status="DECLINED", **changes))
     assert [p.tag for p in journal.pending()] == ["t1"]
     recorder.close()
 
@@ -60,13 +72,7 @@ def test_a_late_answer_that_is_not_the_requests_never_settles_its_row(
 def test_a_late_answer_that_is_the_requests_settles_its_row(tmp_path: Path) -> None:
     journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
     recorder = JournalRecorder(journal, owned=True)
-    recorder.late(
-        "t1",
-        m.Transaction(
-            "tx-9", "CHARGE", "DECLINED", amount=Decimal("10.00"), currency="EUR",
-            custom_identifier="order-1",
-        ),
-    )  # fmt: skip
+    recorder.late("t1", _found(status="DECLINED"))
     assert journal.pending() == []
     recorder.close()
 
@@ -76,15 +82,8 @@ def test_recover_reads_the_currency_as_the_charge_does_without_regard_to_case(
 ) -> None:
     # settle() takes "eur" for the EUR asked (6.2/6.3); recover() must not call
     # the same answer a mismatch, or the row could never be settled.
-    from payprotocol._recorder import recover
-
     journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
-    found = m.Transaction(
-        "tx-9", "CHARGE", "APPROVED", amount=Decimal("10.00"), currency="eur",
-        custom_identifier="order-1",
-    )  # fmt: skip
-    owner = journal.owner  # the row's owner: the journal's own session
-    [result] = recover(journal, lambda custom: found, in_flight=lambda tag: False, owner=owner)
+    result = _recovered_with(journal, _found(currency="eur"))
     assert (result.result, result.resolved) == ("found", True)
     assert journal.pending() == []
     journal.close()
@@ -93,7 +92,7 @@ def test_recover_reads_the_currency_as_the_charge_does_without_regard_to_case(
 def test_a_timeout_on_a_stream_stuck_mid_message_ends_the_connection_at_once() -> None:
     # Before the caller hears of the timeout, so a lookup it makes next waits
     # for the reconnect instead of failing on the closed connection.
-    from typing import Any, List
+    from typing import List
 
     from payprotocol._connection import Connection
 
@@ -230,16 +229,8 @@ def test_recover_reads_an_unknown_type_name_as_information_as_the_charge_does(
 ) -> None:
     # settle() compares the type only when it is one this version knows (an
     # unknown name is information, 6.1/6.3); recover() must do the same.
-    from payprotocol._recorder import recover
-
     journal = _journal_with_unknown_charge(tmp_path / "j.sqlite")
-    found = m.Transaction(
-        "tx-9", "SALE", "APPROVED", amount=Decimal("10.00"), currency="EUR",
-        custom_identifier="order-1",
-    )  # fmt: skip
-    [result] = recover(
-        journal, lambda custom: found, in_flight=lambda tag: False, owner=journal.owner
-    )
+    result = _recovered_with(journal, _found(type="SALE"))
     assert (result.result, result.resolved) == ("found", True)
     journal.close()
 
