@@ -22,17 +22,18 @@ Fields holding secrets carry ``metadata={"sensitive": True}``; their ``repr`` is
 redaction of those secrets in :mod:`payprotocol.redaction`
 (:data:`SENSITIVE_WIRE_KEYS` and :func:`redact`, re-exported here, by
 :mod:`payprotocol.codec` and the package), which masks them in ``repr``, logs,
-traces and the journal. The enums and the final-status rules live in
-``payprotocol._enums`` and are re-exported here, so ``payprotocol.models``
-stays the one place to import every model from. This module imports nothing
-of the package but those two and ``_enums`` (which import nothing else); the
-wire mapping itself is derived by the one converter in
+traces and the journal. The transaction object and what nests in it (section
+4) live in :mod:`payprotocol.transaction_objects`. The enums and the
+final-status rules live in ``payprotocol._enums``. All are re-exported here,
+so ``payprotocol.models`` stays the one place to import every model from.
+This module imports nothing of the package but those modules, none of which
+imports it (``_enums`` and the redaction import nothing at all); the wire
+mapping itself is derived by the one converter in
 :mod:`payprotocol.wire_converter`.
 """
 
 from __future__ import annotations
 
-import datetime
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Union
 
@@ -62,6 +63,14 @@ from .model_fields import sensitive as _sensitive
 from .model_fields import wire_required as _wire_required
 from .redaction import SENSITIVE_WIRE_KEYS as SENSITIVE_WIRE_KEYS  # re-exported
 from .redaction import redact as redact  # re-exported
+from .transaction_objects import (
+    CardDetails,
+    PaymentDetails,
+    Receipt,
+    ReceiptLine,
+    StatusDetails,
+    Transaction,
+)
 
 __all__ = [
     "FAILED_STATUSES",
@@ -151,96 +160,6 @@ class LoginMerchantResponse:
 
     devices: List[Device] = attrs.field(factory=list)
     information: Optional[Dict[str, Any]] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-# --- transactions (4) ------------------------------------------------------
-
-
-@attrs.frozen
-class StatusDetails:
-    """``statusDetails`` of a transaction: a ``code`` and a ``description``
-    of why it ended as it did (for example a decline reason)."""
-
-    code: Optional[str] = None
-    description: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class CardDetails:
-    """``cardDetails`` of a transaction: the card's scheme, masked number,
-    holder and expiry (never the full number)."""
-
-    scheme: Optional[str] = None
-    masked_card_number: Optional[str] = None
-    cardholder_name: Optional[str] = None
-    expiry_month: Optional[int] = None
-    expiry_year: Optional[int] = None
-    country_code_numeric: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class PaymentDetails:
-    """``paymentDetails`` of a transaction: how the card was read (``source``)
-    and how the cardholder was verified (``cvm``)."""
-
-    source: Optional[str] = None
-    cvm: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class ReceiptLine:
-    """One line of a :class:`Receipt`: a ``key``, its ``label`` and ``value``."""
-
-    key: str
-    label: Optional[str] = None
-    value: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class Receipt:
-    """A merchant or customer receipt; see :mod:`payprotocol.receipts` to print it."""
-
-    data: Dict[str, ReceiptLine] = attrs.field(factory=dict)
-    merchant_details: List[ReceiptLine] = attrs.field(factory=list)
-    payment_details: List[ReceiptLine] = attrs.field(factory=list)
-    clearing_details: List[ReceiptLine] = attrs.field(factory=list)
-    tip_line_required: bool = False
-    signature_line_required: bool = False
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class Transaction:
-    """The transaction object (section 4). ``status`` is the outcome of a payment:
-    a declined or aborted payment is a normal ``Transaction``, not an error."""
-
-    transaction_identifier: Optional[str] = None
-    type: Optional[Union[TransactionType, str]] = None
-    status: Optional[Union[TransactionStatus, str]] = None
-    status_details: Optional[StatusDetails] = None
-    amount: Optional[Decimal] = None
-    currency: Optional[str] = None
-    included_tip_amount: Optional[Decimal] = None
-    subject: Optional[str] = None
-    custom_identifier: Optional[str] = None
-    mode: Optional[Union[Mode, str]] = None
-    captured: Optional[bool] = None
-    created: Optional[datetime.datetime] = None
-    referenced_transaction_identifier: Optional[str] = None
-    metadata: Optional[Dict[str, Any]] = None
-    card_details: Optional[CardDetails] = None
-    payment_details: Optional[PaymentDetails] = None
-    merchant_receipt: Optional[Receipt] = None
-    customer_receipt: Optional[Receipt] = None
-    #: Print tip and total lines, a signature line (section 4: documented on the
-    #: transaction; ``None`` when absent, then each receipt's own flag applies).
-    tip_line_required: Optional[bool] = None
-    signature_line_required: Optional[bool] = None
     extra_fields: Dict[str, Any] = _extra()
 
 

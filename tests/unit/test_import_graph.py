@@ -44,6 +44,7 @@ CORE = (
     "payprotocol.models",
     "payprotocol.model_fields",
     "payprotocol.redaction",
+    "payprotocol.transaction_objects",
 )
 
 
@@ -243,8 +244,13 @@ def test_the_naming_rules_depend_on_nothing_in_the_package() -> None:
     assert {target for target, _, _ in _edges("payprotocol.model_fields")} == {
         "payprotocol.redaction",
     }
+    assert {target for target, _, _ in _edges("payprotocol.transaction_objects")} == {
+        "payprotocol._enums",
+        "payprotocol.model_fields",
+    }
     assert {target for target, _, _ in _edges("payprotocol.models")} == {
         "payprotocol._enums",
         "payprotocol.model_fields",
         "payprotocol.redaction",
+        "payprotocol.transaction_objects",
     }
