@@ -18,20 +18,22 @@ forward compatible with a real PayServer (section 6):
 Annotations use ``typing.Optional``/``Union``/``Dict``/``List`` on purpose:
 cattrs resolves them at run time and Python 3.9 cannot evaluate ``X | None``.
 Fields holding secrets carry ``metadata={"sensitive": True}``; their ``repr`` is
-``'***'``. The models own that metadata, so the redaction derived from it lives
-here too: :data:`SENSITIVE_WIRE_KEYS` and :func:`redact` (re-exported by
-:mod:`payprotocol.codec` and the package), which mask them in ``repr``, logs,
-traces and the journal. The enums and the final-status rules live in
-``payprotocol._enums`` and are re-exported here, so ``payprotocol.models``
-stays the one place to import every model from. This module imports nothing
-of the package but :mod:`payprotocol.naming` and ``_enums`` (which imports
-nothing); the wire mapping itself is derived by the one converter in
+``'***'``; the field helpers live in :mod:`payprotocol.model_fields` and the
+redaction of those secrets in :mod:`payprotocol.redaction`
+(:data:`SENSITIVE_WIRE_KEYS` and :func:`redact`, re-exported here, by
+:mod:`payprotocol.codec` and the package), which masks them in ``repr``, logs,
+traces and the journal. The transaction object and what nests in it (section
+4) live in :mod:`payprotocol.transaction_objects`. The enums and the
+final-status rules live in ``payprotocol._enums``. All are re-exported here,
+so ``payprotocol.models`` stays the one place to import every model from.
+This module imports nothing of the package but those modules, none of which
+imports it (``_enums`` and the redaction import nothing at all); the wire
+mapping itself is derived by the one converter in
 :mod:`payprotocol.wire_converter`.
 """
 
 from __future__ import annotations
 
-import datetime
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Union
 
@@ -53,7 +55,22 @@ from ._enums import (
     TransactionType,
     is_final_status,
 )
-from .naming import to_camel
+from .model_fields import context as _context
+from .model_fields import extra as _extra
+from .model_fields import mask as _mask
+from .model_fields import redacted_repr as _redacted_repr
+from .model_fields import sensitive as _sensitive
+from .model_fields import wire_required as _wire_required
+from .redaction import SENSITIVE_WIRE_KEYS as SENSITIVE_WIRE_KEYS  # re-exported
+from .redaction import redact as redact  # re-exported
+from .transaction_objects import (
+    CardDetails,
+    PaymentDetails,
+    Receipt,
+    ReceiptLine,
+    StatusDetails,
+    Transaction,
+)
 
 __all__ = [
     "FAILED_STATUSES",
@@ -112,36 +129,6 @@ __all__ = [
 ]
 
 
-def _mask(value: object) -> str:
-    return "None" if value is None else "'***'"
-
-
-def _sensitive() -> Any:
-    """An optional field whose value is a secret: masked in repr, logs, traces."""
-    return attrs.field(default=None, repr=_mask, metadata={"sensitive": True})
-
-
-def _redacted_repr(value: object) -> str:
-    """``repr`` with secrets masked: unknown fields and raw data may hold one too."""
-    return repr(redact(value))  # defined at the end of this module, found at call time
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, kw_only=True, repr=lambda v: _redacted_repr(v) if v else "{}")
-
-
-def _wire_required() -> Any:
-    """A field the wire requires but a tolerant reader may find missing (6.2):
-    strictly decoded it must be present; the tolerant fallback leaves it ``None``
-    and reports the misfit."""
-    return attrs.field(default=None, metadata={"wire_required": True})
-
-
-def _context() -> Any:
-    """Filled by the codec from the envelope; never written into the data object."""
-    return attrs.field(default=None, kw_only=True, metadata={"envelope": True})
-
-
 # --- login (3.1) -----------------------------------------------------------
 
 
@@ -173,96 +160,6 @@ class LoginMerchantResponse:
 
     devices: List[Device] = attrs.field(factory=list)
     information: Optional[Dict[str, Any]] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-# --- transactions (4) ------------------------------------------------------
-
-
-@attrs.frozen
-class StatusDetails:
-    """``statusDetails`` of a transaction: a ``code`` and a ``description``
-    of why it ended as it did (for example a decline reason)."""
-
-    code: Optional[str] = None
-    description: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class CardDetails:
-    """``cardDetails`` of a transaction: the card's scheme, masked number,
-    holder and expiry (never the full number)."""
-
-    scheme: Optional[str] = None
-    masked_card_number: Optional[str] = None
-    cardholder_name: Optional[str] = None
-    expiry_month: Optional[int] = None
-    expiry_year: Optional[int] = None
-    country_code_numeric: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class PaymentDetails:
-    """``paymentDetails`` of a transaction: how the card was read (``source``)
-    and how the cardholder was verified (``cvm``)."""
-
-    source: Optional[str] = None
-    cvm: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class ReceiptLine:
-    """One line of a :class:`Receipt`: a ``key``, its ``label`` and ``value``."""
-
-    key: str
-    label: Optional[str] = None
-    value: Optional[str] = None
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class Receipt:
-    """A merchant or customer receipt; see :mod:`payprotocol.receipts` to print it."""
-
-    data: Dict[str, ReceiptLine] = attrs.field(factory=dict)
-    merchant_details: List[ReceiptLine] = attrs.field(factory=list)
-    payment_details: List[ReceiptLine] = attrs.field(factory=list)
-    clearing_details: List[ReceiptLine] = attrs.field(factory=list)
-    tip_line_required: bool = False
-    signature_line_required: bool = False
-    extra_fields: Dict[str, Any] = _extra()
-
-
-@attrs.frozen
-class Transaction:
-    """The transaction object (section 4). ``status`` is the outcome of a payment:
-    a declined or aborted payment is a normal ``Transaction``, not an error."""
-
-    transaction_identifier: Optional[str] = None
-    type: Optional[Union[TransactionType, str]] = None
-    status: Optional[Union[TransactionStatus, str]] = None
-    status_details: Optional[StatusDetails] = None
-    amount: Optional[Decimal] = None
-    currency: Optional[str] = None
-    included_tip_amount: Optional[Decimal] = None
-    subject: Optional[str] = None
-    custom_identifier: Optional[str] = None
-    mode: Optional[Union[Mode, str]] = None
-    captured: Optional[bool] = None
-    created: Optional[datetime.datetime] = None
-    referenced_transaction_identifier: Optional[str] = None
-    metadata: Optional[Dict[str, Any]] = None
-    card_details: Optional[CardDetails] = None
-    payment_details: Optional[PaymentDetails] = None
-    merchant_receipt: Optional[Receipt] = None
-    customer_receipt: Optional[Receipt] = None
-    #: Print tip and total lines, a signature line (section 4: documented on the
-    #: transaction; ``None`` when absent, then each receipt's own flag applies).
-    tip_line_required: Optional[bool] = None
-    signature_line_required: Optional[bool] = None
     extra_fields: Dict[str, Any] = _extra()
 
 
@@ -591,33 +488,3 @@ class Message:
 class RawMessage(Message):
     """A message of a type this version does not know. ``data`` is the raw data
     object (a ``dict``, or ``None`` when absent); nothing is dropped."""
-
-
-# --- redaction (derived from the "sensitive" field metadata) ---------------
-
-
-def _collect_sensitive_keys() -> frozenset[str]:
-    keys = set()
-    for model in list(globals().values()):
-        if isinstance(model, type) and attrs.has(model):
-            for field in attrs.fields(model):
-                if field.metadata.get("sensitive"):
-                    keys.add(to_camel(field.name))
-    return frozenset(keys)
-
-
-#: Wire keys whose values are secrets, derived from the models' field metadata.
-SENSITIVE_WIRE_KEYS = _collect_sensitive_keys()
-_MASK = "***"
-
-
-def redact(value: Any) -> Any:
-    """A copy of a wire value with every sensitive key's value replaced by ``'***'``."""
-    if isinstance(value, dict):
-        return {
-            k: (_MASK if k in SENSITIVE_WIRE_KEYS and v is not None else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value

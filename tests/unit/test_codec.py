@@ -761,3 +761,18 @@ def test_raw_message_keeps_a_misfit_whole() -> None:
     assert message.data == {"abortable": "yes"}
     assert message.extra_fields == {"resource": 7, "status": "OK", "future": [1]}
     assert codec.raw_message({"tag": 5}).type == "UNKNOWN"
+
+
+def test_the_declared_sensitive_keys_are_exactly_the_models_sensitive_fields() -> None:
+    import attrs
+
+    from payprotocol.naming import to_camel
+
+    derived = {
+        to_camel(field.name)
+        for model in vars(m).values()
+        if isinstance(model, type) and attrs.has(model)
+        for field in attrs.fields(model)
+        if field.metadata.get("sensitive")
+    }
+    assert derived == set(m.SENSITIVE_WIRE_KEYS)

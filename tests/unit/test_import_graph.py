@@ -38,7 +38,14 @@ pytestmark = pytest.mark.unit
 
 PACKAGE_DIR = Path(payprotocol.__file__).resolve().parent
 HEAVY = ("socket", "ssl", "sqlite3", "websocket", "threading")
-CORE = ("payprotocol.framing", "payprotocol.codec", "payprotocol.models")
+CORE = (
+    "payprotocol.framing",
+    "payprotocol.codec",
+    "payprotocol.models",
+    "payprotocol.model_fields",
+    "payprotocol.redaction",
+    "payprotocol.transaction_objects",
+)
 
 
 def _loaded_after(statement: str) -> Set[str]:
@@ -233,7 +240,17 @@ def test_the_core_and_the_naming_rules_import_no_io_module() -> None:
 def test_the_naming_rules_depend_on_nothing_in_the_package() -> None:
     assert list(_edges("payprotocol.naming")) == []
     assert list(_edges("payprotocol._enums")) == []
-    assert {target for target, _, _ in _edges("payprotocol.models")} == {
-        "payprotocol.naming",
+    assert list(_edges("payprotocol.redaction")) == []
+    assert {target for target, _, _ in _edges("payprotocol.model_fields")} == {
+        "payprotocol.redaction",
+    }
+    assert {target for target, _, _ in _edges("payprotocol.transaction_objects")} == {
         "payprotocol._enums",
+        "payprotocol.model_fields",
+    }
+    assert {target for target, _, _ in _edges("payprotocol.models")} == {
+        "payprotocol._enums",
+        "payprotocol.model_fields",
+        "payprotocol.redaction",
+        "payprotocol.transaction_objects",
     }
